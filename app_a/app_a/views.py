@@ -1,0 +1,75 @@
+"""HTTP routes of app_a."""
+import re
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from .auth_client import Outcome
+from .web import error, log
+
+bp = Blueprint("app_a", __name__)
+
+JOBS = ({"title": "Devops", "description": "Awesome"},)
+JOBS_TEXT = "Jobs:\n" + "".join(f"Title: {j['title']}\nDescription: {j['description']}\n" for j in JOBS)
+# Visible ASCII without spaces: what an opaque token (RFC 6750 b64token) may contain.
+TOKEN = re.compile(r"[\x21-\x7e]+")
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="app_a"'}
+UPSTREAM_ERRORS = {
+    Outcome.UNKNOWN_TOKEN: (401, "unknown token"),
+    Outcome.UNAVAILABLE: (503, "auth service unavailable"),
+    Outcome.TIMEOUT: (504, "auth service timed out"),
+    Outcome.BAD_GATEWAY: (502, "auth service sent an invalid answer"),
+}
+
+
+def _token():
+    """Return (token, None) or (None, error response) from `Authorization: [Bearer ]<token>`."""
+    header = request.headers.get("Authorization", "").strip()
+    scheme, _, rest = header.partition(" ")
+    token = rest.strip() if scheme.lower() == "bearer" else header
+    if not token:
+        return None, error(401, "missing Authorization header", **CHALLENGE)
+    if len(token) > current_app.config["SETTINGS"].max_token_length:
+        return None, error(431, "Authorization header too large")
+    if not TOKEN.fullmatch(token):
+        return None, error(401, "malformed Authorization header", **CHALLENGE)
+    return token, None
+
+
+@bp.get("/hello")
+def hello():
+    return Response("Hello there", mimetype="text/plain")
+
+
+@bp.post("/jobs")
+def jobs():
+    # No Accept header means anything goes (RFC 9110); text is the original format.
+    offered = ["text/plain", "application/json"]
+    wanted = request.accept_mimetypes.best_match(offered) if request.accept_mimetypes else offered[0]
+    if wanted is None:
+        return error(406, "jobs are served as text/plain or application/json")
+    token, problem = _token()
+    if problem:
+        return problem
+    result = current_app.extensions["auth_client"].check(token, g.request_id)
+    g.auth_outcome = result.outcome.value
+    if result.outcome is not Outcome.OK:
+        if result.outcome is not Outcome.UNKNOWN_TOKEN:
+            log.warning("auth service call failed", extra={
+                "request_id": g.request_id, "outcome": result.outcome.value, "detail": result.detail})
+        status, reason = UPSTREAM_ERRORS[result.outcome]
+        return error(status, reason, **(CHALLENGE if status == 401 else {}))
+    if wanted == "application/json":
+        return jsonify(jobs=list(JOBS))
+    return Response(JOBS_TEXT, mimetype="text/plain")
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    # Settings were validated at start-up; readiness deliberately ignores app_b so that an
+    # app_b outage does not pull every app_a pod out of its Service as well.
+    return jsonify(status="ready")

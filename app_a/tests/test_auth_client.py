@@ -1,0 +1,54 @@
+import time
+
+import pytest
+
+from app_a.auth_client import AuthClient, Outcome
+
+
+def client_for(url, read_timeout=2.0):
+    return AuthClient(url, connect_timeout=0.5, read_timeout=read_timeout, pool_size=2)
+
+
+def test_valid_token_returns_the_username_and_sends_the_request_id(app_b_stub):
+    result = client_for(app_b_stub.url).check("mytoken", "rid-9")
+    assert result.outcome is Outcome.OK and result.username == "admin"
+    assert app_b_stub.handler.seen == [("rid-9", {"token": "mytoken"})]
+
+
+@pytest.mark.parametrize("status, body, outcome", [
+    (401, b'{"error": "unknown token"}', Outcome.UNKNOWN_TOKEN),
+    (400, b'{"error": "token too long"}', Outcome.UNKNOWN_TOKEN),
+    (500, b"boom", Outcome.BAD_GATEWAY),
+    (503, b"", Outcome.BAD_GATEWAY),
+    (200, b"<html>not json</html>", Outcome.BAD_GATEWAY),
+    (200, b'{"user": "admin"}', Outcome.BAD_GATEWAY),
+    (200, b'{"username": 5}', Outcome.BAD_GATEWAY),
+    (200, b'["admin"]', Outcome.BAD_GATEWAY),
+    ("raw", b"garbage, not HTTP\r\n\r\n", Outcome.BAD_GATEWAY),
+    ("raw", b"", Outcome.BAD_GATEWAY),  # hangs up without answering
+])
+def test_answers_other_than_a_username_are_classified(app_b_stub, status, body, outcome):
+    app_b_stub.handler.answer = (status, body)
+    assert client_for(app_b_stub.url).check("mytoken", "rid").outcome is outcome
+
+
+def test_nothing_listening_is_unavailable(closed_port):
+    result = client_for(f"http://127.0.0.1:{closed_port}").check("mytoken", "rid")
+    assert result.outcome is Outcome.UNAVAILABLE
+
+
+def test_a_slow_app_b_is_a_timeout_within_the_bound(app_b_stub):
+    app_b_stub.handler.answer = (None, b"")
+    started = time.monotonic()
+    result = client_for(app_b_stub.url, read_timeout=0.3).check("mytoken", "rid")
+    elapsed = time.monotonic() - started
+    assert result.outcome is Outcome.TIMEOUT
+    assert elapsed < 1.5  # one read timeout, never retried into two
+
+
+def test_connections_are_reused(app_b_stub):
+    client = client_for(app_b_stub.url)
+    for _ in range(5):
+        assert client.check("mytoken", "rid").outcome is Outcome.OK
+    assert len(app_b_stub.handler.client_ports) == 5
+    assert len(set(app_b_stub.handler.client_ports)) == 1  # one TCP connection for all five

@@ -1,0 +1,54 @@
+"""HTTP routes of app_b."""
+import sqlite3
+
+from flask import Blueprint, current_app, jsonify, request
+
+from .web import error, log
+
+bp = Blueprint("app_b", __name__)
+
+
+def _token_from_request():
+    """Return (token, None) or (None, error response); accepts a form field or a JSON body."""
+    if request.mimetype == "application/json":
+        body = request.get_json(silent=True)
+        token = body.get("token") if isinstance(body, dict) else None
+        if token is not None and not isinstance(token, str):
+            return None, error(400, "token must be a string")
+    elif request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        token = request.form.get("token")
+    elif not request.content_length:
+        token = None
+    else:
+        return None, error(415, "send the token as form field 'token' or JSON {\"token\": ...}")
+    if not token:
+        return None, error(400, "missing token")
+    if len(token) > current_app.config["SETTINGS"].max_token_length:
+        return None, error(400, "token too long")
+    return token, None
+
+
+@bp.post("/auth")
+def auth():
+    token, problem = _token_from_request()
+    if problem:
+        return problem
+    username = current_app.extensions["token_store"].username_for(token)
+    if username is None:
+        return error(401, "unknown token")
+    return jsonify(username=username)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    try:
+        current_app.extensions["token_store"].ping()
+    except sqlite3.Error:
+        log.exception("readiness check failed")
+        return error(503, "database unavailable")
+    return jsonify(status="ready")

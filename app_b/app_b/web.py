@@ -1,0 +1,55 @@
+"""Request plumbing for app_b: request ids, one JSON log line per request, JSON errors."""
+import logging
+import re
+import time
+import uuid
+
+from flask import g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("app_b")
+# Only ids that are safe to echo into headers and logs are kept; anything else is replaced.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def error(status, reason):
+    response = jsonify(error=reason)
+    response.status_code = status
+    return response
+
+
+def _start():
+    g.started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+
+
+def _finish(response):
+    response.headers["X-Request-ID"] = g.request_id
+    log.info("request", extra={
+        "request_id": g.request_id, "method": request.method, "path": request.path,
+        "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - g.started) * 1000, 2),
+    })
+    return response
+
+
+def _http_error(exc):
+    # Werkzeug's stock descriptions are paragraphs; keep a custom one, else the short name.
+    custom = exc.description != type(exc).description
+    response = error(exc.code, exc.description if custom else exc.name)
+    # Keep protocol headers such as Allow on 405; the body is ours, so not its Content-Type.
+    response.headers.extend((k, v) for k, v in exc.get_headers() if k != "Content-Type")
+    return response
+
+
+def _crash(exc):
+    log.exception("unhandled error", extra={"request_id": g.get("request_id")})
+    return error(500, "internal error")
+
+
+def install(app):
+    app.before_request(_start)
+    app.after_request(_finish)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _crash)

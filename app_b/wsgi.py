@@ -1,0 +1,4 @@
+"""gunicorn entry point: `gunicorn -c gunicorn.conf.py wsgi:app`."""
+from app_b import create_app
+
+app = create_app()

@@ -1,0 +1,149 @@
+"""Both services as real gunicorn processes on loopback, talking real HTTP to each other."""
+import signal
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
+
+
+@pytest.fixture
+def stack(services):
+    app_b = services.app_b()
+    app_a = services.app_a(app_b.url, APP_B_TIMEOUT="0.5")
+    return app_a, app_b
+
+
+def post_jobs(app_a, token="mytoken", **kwargs):
+    headers = {"Authorization": token} if token is not None else {}
+    headers.update(kwargs.pop("headers", {}))
+    return requests.post(f"{app_a.url}/jobs", headers=headers, timeout=10, **kwargs)
+
+
+def rows(db_path):
+    with sqlite3.connect(db_path) as conn:
+        return conn.execute("SELECT * FROM users ORDER BY id").fetchall()
+
+
+def no_crash_logged(services):
+    for name in ("app_a", "app_b"):
+        logs = services.logs(name)
+        assert "Traceback" not in logs and "unhandled error" not in logs, f"{name} logged a crash"
+
+
+def test_valid_token_end_to_end(stack, services):
+    app_a, _ = stack
+    response = post_jobs(app_a, headers={"X-Request-ID": "e2e-42"})
+    assert response.status_code == 200 and response.text == JOBS_TEXT
+    as_json = post_jobs(app_a, token="Bearer mytoken", headers={"Accept": "application/json"})
+    assert as_json.json() == {"jobs": [{"title": "Devops", "description": "Awesome"}]}
+    assert requests.get(f"{app_a.url}/hello", timeout=5).text == "Hello there"
+    # The request id crossed the hop: app_b logged the id the caller chose.
+    assert '"request_id": "e2e-42"' in services.logs("app_b")
+
+
+@pytest.mark.parametrize("method, path, headers, body, status, reason", [
+    ("POST", "/jobs", {}, None, 401, "missing Authorization header"),
+    ("POST", "/jobs", {"Authorization": ""}, None, 401, "missing Authorization header"),
+    ("POST", "/jobs", {"Authorization": "wrong"}, None, 401, "unknown token"),
+    ("POST", "/jobs", {"Authorization": "Bearer wrong"}, None, 401, "unknown token"),
+    ("POST", "/jobs", {"Authorization": "x';DROP--TABLE--users;"}, None, 401, "unknown token"),
+    ("POST", "/jobs", {"Authorization": "' OR '1'='1"}, None, 401, "malformed Authorization header"),
+    ("POST", "/jobs", {"Authorization": "t\u00f6ken"}, None, 401, "malformed Authorization header"),
+    ("POST", "/jobs", {"Authorization": "x" * 300}, None, 431, "Authorization header too large"),
+    ("POST", "/jobs", {"Authorization": "mytoken", "Content-Type": "application/json"},
+     b"{" * 20000, 413, "Request Entity Too Large"),
+    ("GET", "/jobs", {"Authorization": "mytoken"}, None, 405, "Method Not Allowed"),
+    ("PUT", "/hello", {}, None, 405, "Method Not Allowed"),
+    ("POST", "/nope", {}, None, 404, "Not Found"),
+])
+def test_error_paths_give_a_clear_4xx_and_change_nothing(
+        stack, services, method, path, headers, body, status, reason):
+    app_a, _ = stack
+    before = rows(services.db_path)
+    response = requests.request(method, f"{app_a.url}{path}", headers=headers, data=body, timeout=10)
+    assert response.status_code == status
+    assert response.json() == {"error": reason}
+    assert rows(services.db_path) == before
+    no_crash_logged(services)
+
+
+def test_header_beyond_gunicorns_limit_is_431(stack):
+    app_a, _ = stack
+    response = post_jobs(app_a, token="x" * 9000)
+    assert response.status_code == 431
+
+
+def test_app_b_killed_gives_503_quickly_and_recovers_after_restart(stack, services):
+    app_a, app_b = stack
+    assert post_jobs(app_a).status_code == 200  # app_a now holds a pooled connection
+    app_b.signal(signal.SIGKILL)
+    app_b.proc.wait(10)
+    started = time.monotonic()
+    response = post_jobs(app_a)
+    assert response.status_code == 503 and response.json() == {"error": "auth service unavailable"}
+    assert time.monotonic() - started < 1.0
+    services.app_b(port=app_b.port)  # same address, new process; app_a is not restarted
+    assert [post_jobs(app_a).status_code for _ in range(10)] == [200] * 10
+
+
+def test_frozen_app_b_gives_504_within_the_timeout(stack):
+    app_a, app_b = stack
+    app_b.signal(signal.SIGSTOP)
+    started = time.monotonic()
+    response = post_jobs(app_a)
+    elapsed = time.monotonic() - started
+    app_b.signal(signal.SIGCONT)
+    assert response.status_code == 504 and response.json() == {"error": "auth service timed out"}
+    assert 0.5 <= elapsed < 2.0  # APP_B_TIMEOUT is 0.5 s
+    assert post_jobs(app_a).status_code == 200
+
+
+def test_app_b_failing_gives_502(stack, services):
+    app_a, _ = stack
+    with sqlite3.connect(services.db_path) as conn:
+        conn.execute("ALTER TABLE users RENAME TO broken")
+    response = post_jobs(app_a)
+    assert response.status_code == 502
+    assert response.json() == {"error": "auth service sent an invalid answer"}
+    assert "Traceback" not in response.text
+
+
+def test_wrong_app_b_url_gives_502(services):
+    app_b = services.app_b()
+    app_a = services.app_a(f"{app_b.url}/wrong-prefix")
+    assert post_jobs(app_a).status_code == 502
+
+
+def test_hundreds_of_concurrent_valid_requests_all_succeed(stack):
+    app_a, _ = stack
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(lambda _: post_jobs(app_a), range(400)))
+    assert [r.status_code for r in results] == [200] * 400
+    assert {r.text for r in results} == {JOBS_TEXT}
+
+
+def test_workers_racing_on_a_fresh_database_leave_one_schema(services):
+    app_b = services.app_b(GUNICORN_WORKERS="4")
+    assert requests.post(f"{app_b.url}/auth", data={"token": "mytoken"}, timeout=5).json() == \
+        {"username": "admin"}
+    with sqlite3.connect(services.db_path) as conn:
+        tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        users = conn.execute("SELECT username FROM users").fetchall()
+    assert tables == [("users",)] and users == [("admin",)]
+
+
+def test_invalid_configuration_fails_fast_with_a_clear_message(services):
+    with pytest.raises(RuntimeError, match="exited"):
+        services.app_a("not-a-url")
+    assert "app_a: invalid configuration: APP_B_URL must be an http(s) base URL" in services.logs("app_a")
+
+
+def test_sigterm_stops_gracefully(stack):
+    app_a, _ = stack
+    started = time.monotonic()
+    assert app_a.stop() == 0
+    assert time.monotonic() - started < 5
