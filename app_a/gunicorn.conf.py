@@ -1,17 +1,35 @@
 """gunicorn settings for app_a; every knob comes from the environment (see README)."""
+import glob
 import os
+import shutil
+import tempfile
 
-from app_a.config import ConfigError, load, positive_number
+# prometheus_client decides where samples live when it is first imported, which importing app_a
+# below does; so first point it at a directory all workers share and a scrape sums. Unless the
+# environment names one, that is a directory of this server's own under /tmp (the one writable
+# place in the container), removed on exit.
+_OWN_METRICS_DIR = os.path.join(tempfile.gettempdir(), f"app_a-metrics-{os.getpid()}")
+METRICS_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _OWN_METRICS_DIR)
 
+from prometheus_client import multiprocess  # noqa: E402
+from app_a.config import ConfigError, load, positive_number  # noqa: E402
+
+_HOST = os.environ.get("HOST", "0.0.0.0")
+_PORT = os.environ.get("PORT", "5000")
 try:
     _settings = load(os.environ)
     workers = positive_number(os.environ, "GUNICORN_WORKERS", 2, int)
     threads = positive_number(os.environ, "GUNICORN_THREADS", 4, int)
     graceful_timeout = positive_number(os.environ, "GUNICORN_GRACEFUL_TIMEOUT", 20, int)
+    if str(_settings.metrics_port) == _PORT:
+        raise ConfigError(f"METRICS_PORT must differ from PORT ({_PORT})")
 except ConfigError as exc:
     raise SystemExit(f"app_a: invalid configuration: {exc}") from None
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
+bind = [f"{_HOST}:{_PORT}"]
+if _settings.metrics_enabled and _settings.metrics_port:
+    # GET /metrics is answered only on this second port (see metrics.scrape).
+    bind.append(f"{_HOST}:{_settings.metrics_port}")
 # gthread: a thread waiting on app_b does not block the whole worker.
 worker_class = "gthread"
 keepalive = 75
@@ -37,3 +55,20 @@ logconfig_dict = {
     "loggers": {"gunicorn.error": {"level": _settings.log_level, "handlers": ["stdout"],
                                    "propagate": False}},
 }
+
+
+def on_starting(server):
+    # Samples an earlier server left in the same directory would be summed into this one's.
+    os.makedirs(METRICS_DIR, exist_ok=True)
+    for stale in glob.glob(os.path.join(METRICS_DIR, "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server, worker):
+    # A dead worker's requests still count, but it no longer has any in flight.
+    multiprocess.mark_process_dead(worker.pid, METRICS_DIR)
+
+
+def on_exit(server):
+    if METRICS_DIR == _OWN_METRICS_DIR:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)

@@ -1,35 +1,7 @@
 """Fixtures shared by the repository-level suites (stack, images, manifests, load)."""
-import os
-import shutil
-import socket
-
 import pytest
 from localstack import DEV_SEED, Service
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def require_tool(name):
-    """Return the path of a command-line tool; skip on a laptop that lacks it, fail in CI.
-
-    CI installs every tool itself, so a missing one there is a broken setup, not a reason to skip.
-    Looks in the project's .bin (Go tools built by scripts/install-go-tools.sh) before PATH.
-    """
-    local = os.path.join(REPO, ".bin", name)
-    path = local if os.access(local, os.X_OK) else shutil.which(name)
-    if path:
-        return path
-    reason = f"{name} not found (run: make tools / scripts/ensure-docker.sh)"
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from support import free_port
 
 
 @pytest.fixture

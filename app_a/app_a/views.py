@@ -1,5 +1,6 @@
 """HTTP routes of app_a."""
 import re
+from pathlib import Path
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
@@ -13,6 +14,8 @@ JOBS_TEXT = "Jobs:\n" + "".join(f"Title: {j['title']}\nDescription: {j['descript
 # Visible ASCII without spaces: what an opaque token (RFC 6750 b64token) may contain.
 TOKEN = re.compile(r"[\x21-\x7e]+")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="app_a"'}
+# The contract, read once at start-up; tests/test_contract.py keeps it and the routes in step.
+OPENAPI = Path(__file__).with_name("openapi.yaml").read_bytes()
 UPSTREAM_ERRORS = {
     Outcome.UNKNOWN_TOKEN: (401, "unknown token"),
     Outcome.UNAVAILABLE: (503, "auth service unavailable"),
@@ -61,6 +64,11 @@ def jobs():
     if wanted == "application/json":
         return jsonify(jobs=list(JOBS))
     return Response(JOBS_TEXT, mimetype="text/plain")
+
+
+@bp.get("/openapi.yaml")
+def openapi():
+    return Response(OPENAPI, mimetype="application/yaml")
 
 
 @bp.get("/healthz")

@@ -15,6 +15,8 @@ class Settings:
     seed_token: str | None
     max_token_length: int
     log_level: str
+    metrics_enabled: bool
+    metrics_port: int | None
 
 
 def positive_number(environ, name, default, kind=float):
@@ -26,6 +28,23 @@ def positive_number(environ, name, default, kind=float):
     if value is None or value <= 0:
         raise ConfigError(f"{name} must be a positive {kind.__name__}, got {raw!r}")
     return value
+
+
+def _boolean(environ, name, default):
+    raw = str(environ.get(name, default)).lower()
+    if raw not in ("true", "false"):
+        raise ConfigError(f"{name} must be true or false, got {environ.get(name)!r}")
+    return raw == "true"
+
+
+def _metrics_port(environ):
+    """METRICS_PORT, if set, is a second listening port that alone answers GET /metrics."""
+    if not environ.get("METRICS_PORT"):
+        return None
+    port = positive_number(environ, "METRICS_PORT", None, int)
+    if port > 65535:
+        raise ConfigError(f"METRICS_PORT must be a TCP port (1-65535), got {port}")
+    return port
 
 
 def log_level(environ):
@@ -68,4 +87,6 @@ def load(environ):
         seed_token=token,
         max_token_length=max_length,
         log_level=log_level(environ),
+        metrics_enabled=_boolean(environ, "METRICS_ENABLED", "true"),
+        metrics_port=_metrics_port(environ),
     )

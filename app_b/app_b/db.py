@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import sqlite3
 import threading
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -24,7 +25,9 @@ BUSY_TIMEOUT_SECONDS = 10
 
 
 def token_digest(token):
-    return hashlib.sha256(token.encode("utf-8")).digest()
+    # surrogatepass: JSON can carry a lone surrogate ("\ud800"), which strict UTF-8 refuses to
+    # encode; such a token is just data that matches nobody, not a crash.
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 def _connect(path):
@@ -55,11 +58,19 @@ def init_db(path, seed_username=None, seed_token=None):
             raise
 
 
-class TokenStore:
-    """Looks tokens up through one connection per thread."""
+def _unobserved(query, seconds):
+    pass
 
-    def __init__(self, path):
+
+class TokenStore:
+    """Looks tokens up through one connection per thread.
+
+    `observe(query, seconds)` is told how long each query took, failed ones included.
+    """
+
+    def __init__(self, path, observe=_unobserved):
         self.path = path
+        self._observe = observe
         self._local = threading.local()
 
     def _conn(self):
@@ -68,16 +79,22 @@ class TokenStore:
             conn = self._local.conn = _connect(self.path)
         return conn
 
+    def _query(self, name, sql, params=()):
+        started = time.perf_counter()
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        finally:
+            self._observe(name, time.perf_counter() - started)
+
     def username_for(self, token):
         """Return the username owning this token, or None."""
         digest = token_digest(token)
-        row = self._conn().execute(
-            "SELECT username, token_sha256 FROM users WHERE token_sha256 = ?", (digest,)
-        ).fetchone()
+        rows = self._query("token_lookup",
+                           "SELECT username, token_sha256 FROM users WHERE token_sha256 = ?", (digest,))
         # The index lookup already matched; compare_digest keeps the final check constant-time.
-        if row and hmac.compare_digest(row[1], digest):
-            return row[0]
+        if rows and hmac.compare_digest(rows[0][1], digest):
+            return rows[0][0]
         return None
 
     def ping(self):
-        self._conn().execute("SELECT 1 FROM users LIMIT 1").fetchall()
+        self._query("ping", "SELECT 1 FROM users LIMIT 1")

@@ -47,6 +47,7 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(client, db_path, kwargs,
 
 @pytest.mark.parametrize("token", [
     "' OR '1'='1", "mytoken' --", "x'; DROP TABLE users; --", "%", "_", "\u00e9t\u00e9", "\x00",
+    "\ud800",  # a lone surrogate: valid JSON, not encodable as UTF-8; was a 500
 ])
 def test_sql_metacharacters_and_unicode_are_just_unknown_tokens(client, db_path, token):
     before = users(db_path)

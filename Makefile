@@ -1,0 +1,50 @@
+# Entry points. The first two are what a newcomer runs: `make run`, then `make test`.
+# The seed's Taskfile names (run-app, build-task, scan-images, deploy-task) are kept as targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/.bin
+# Project-built Go tools (skaffold, kind, kustomize) come first.
+export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help run test tools docker base-image lock loadtest bench \
+        run-app build-task scan-images deploy-task dev ci-deploy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.runtime: app_a/requirements.txt app_b/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --require-hashes -r app_a/requirements.txt -r app_b/requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --require-hashes -r requirements-dev.txt
+	touch $@
+
+run: $(VENV)/.runtime ## run app_b and app_a locally on 127.0.0.1:5001/5000 (no cluster needed)
+	$(VENV)/bin/python scripts/localstack.py
+
+test: $(VENV)/.dev ## run the whole test suite (builds the Go tools first where Go is installed)
+	@if command -v go >/dev/null; then scripts/install-go-tools.sh; \
+	 else echo "go not found: tests needing skaffold/kind/kustomize will skip (CI installs them)"; fi
+	$(VENV)/bin/python -m pytest
+
+tools: ## build skaffold, kind and kustomize from Go modules into .bin/
+	scripts/install-go-tools.sh
+
+docker: ## install and start a Docker engine where none runs (root)
+	scripts/ensure-docker.sh
+
+base-image: docker ## build the offline Debian base image the Dockerfiles can start from
+	scripts/build-base-image.sh
+
+lock: $(VENV)/.dev ## re-resolve and hash-pin every requirements.txt
+	for dir in app_a app_b; do \
+	  uv pip compile --quiet --upgrade --generate-hashes --python-version 3.11 \
+	    $$dir/requirements.in -o $$dir/requirements.txt; done
+	uv pip compile --quiet --upgrade --generate-hashes --python-version 3.11 \
+	  requirements-dev.in -o requirements-dev.txt
