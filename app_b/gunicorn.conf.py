@@ -2,6 +2,7 @@
 import glob
 import os
 import shutil
+import signal
 import tempfile
 
 # prometheus_client decides where samples live when it is first imported, which importing app_b
@@ -62,6 +63,13 @@ def on_starting(server):
     os.makedirs(METRICS_DIR, exist_ok=True)
     for stale in glob.glob(os.path.join(METRICS_DIR, "*.db")):
         os.remove(stale)
+
+
+def post_fork(server, worker):
+    # Until the worker installs its own handlers it runs the master's, which only queue the
+    # signal for the master's loop: a SIGTERM in that window was lost and shutdown stalled
+    # until SIGKILL (seen in 2 of 20 quick start/stop cycles). Plain termination is right there.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def child_exit(server, worker):
