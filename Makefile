@@ -11,7 +11,7 @@ BIN := $(CURDIR)/.bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help run test tools docker base-image lock loadtest bench \
-        run-app build-task scan-images deploy-task dev ci-deploy clean
+        run-app build-task scan-images deploy-task dev
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -48,3 +48,24 @@ lock: $(VENV)/.dev ## re-resolve and hash-pin every requirements.txt
 	    $$dir/requirements.in -o $$dir/requirements.txt; done
 	uv pip compile --quiet --upgrade --generate-hashes --python-version 3.11 \
 	  requirements-dev.in -o requirements-dev.txt
+
+# --- the seed's Taskfile names, now driven by Skaffold (minikube by default; -p ci for kind) ---
+run-app: scan-images deploy-task ## the seed's main task: scan, build into the cluster, deploy
+
+build-task: $(VENV)/.dev ## build both images with Skaffold (into minikube's Docker on minikube)
+	skaffold build $(SKAFFOLD_FLAGS)
+
+scan-images: $(VENV)/.dev ## hadolint, checkov, SBOMs (no vulnerability DB reachable: said so)
+	scripts/scan-images.sh
+
+deploy-task: ## build and deploy overlays/minikube (SKAFFOLD_FLAGS="-p ci" for kind)
+	skaffold run $(SKAFFOLD_FLAGS)
+
+dev: ## skaffold dev: hot-reload edited .py files into the running pods
+	skaffold dev $(SKAFFOLD_FLAGS)
+
+loadtest: $(VENV)/.dev ## the ab acceptance load as Locust, against HOST (default the local stack)
+	locust -f loadtest/jobs.py --headless --host $(or $(HOST),http://127.0.0.1:5000)
+
+bench: $(VENV)/.dev ## benchmark: this design vs the naive one, ab and Locust, one run
+	$(VENV)/bin/python bench/run.py
