@@ -1,0 +1,124 @@
+"""The acceptance load as a Locust test: `ab -m POST -H "Authorization: mytoken" -n 500 -c 4 .../jobs`.
+
+    locust -f loadtest/jobs.py --headless --host http://127.0.0.1:5000
+
+4 users (locust.conf) send POST /jobs back to back, with no wait, until --requests (500) have been
+sent in total, then the run stops by itself. A request fails unless it is a 200 with the job list.
+The exit code is non-zero, with the reason on one line, when any request failed or a threshold is
+missed. `--scenario invalid-token` sends unknown tokens and expects 401 instead.
+Every option below can also be set as an environment variable (LOCUST_REQUESTS=5000 ...).
+"""
+import json
+import os
+
+from locust import FastHttpUser, events, task
+from locust.exception import StopUser
+
+JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser):
+    parser.add_argument("--requests", type=int, default=500, env_var="LOCUST_REQUESTS",
+                        help="requests to send in total, over all users")
+    parser.add_argument("--token", default="mytoken", env_var="LOCUST_TOKEN")
+    parser.add_argument("--scenario", choices=["jobs", "invalid-token"], default="jobs",
+                        env_var="LOCUST_SCENARIO")
+    parser.add_argument("--max-p99-ms", type=float, default=500, env_var="LOCUST_MAX_P99_MS")
+    parser.add_argument("--max-failure-ratio", type=float, default=0.0,
+                        env_var="LOCUST_MAX_FAILURE_RATIO")
+    parser.add_argument("--min-rps", type=float, default=20, env_var="LOCUST_MIN_RPS")
+
+
+class Budget:
+    """Counts requests over all users (greenlets of one process switch only on I/O, so the
+    check-and-increment in `take` cannot interleave)."""
+
+    def __init__(self, total):
+        self.total, self.sent, self.done = total, 0, 0
+
+    def take(self):
+        if self.sent >= self.total:
+            return False
+        self.sent += 1
+        return True
+
+    def finish(self, environment):
+        self.done += 1
+        if self.done == self.total:
+            environment.runner.quit()
+
+
+budget = None
+
+
+@events.test_start.add_listener
+def on_test_start(environment, **_):
+    global budget
+    budget = Budget(environment.parsed_options.requests)
+
+
+class JobsUser(FastHttpUser):
+    @task
+    def post_jobs(self):
+        if not budget.take():
+            raise StopUser()
+        options = self.environment.parsed_options
+        valid = options.scenario == "jobs"
+        token = options.token if valid else f"not-{options.token}"
+        with self.client.post("/jobs", headers={"Authorization": token}, name="POST /jobs",
+                              catch_response=True) as response:
+            if valid and (response.status_code != 200 or response.text != JOBS_TEXT):
+                response.failure(f"want 200 and the job list, got {response.status_code}")
+            elif not valid and response.status_code != 401:
+                response.failure(f"want 401 for an unknown token, got {response.status_code}")
+            else:
+                response.success()
+        budget.finish(self.environment)
+
+
+def verdict(environment):
+    """Return (summary dict, reason or None) from the whole-run totals."""
+    options, total = environment.parsed_options, environment.stats.total
+    # Totals over the whole run: the per-interval "current" figures mean little in a run of a
+    # few seconds. Percentiles come from Locust's histogram (rounded to 2 significant digits).
+    summary = {
+        "requests": total.num_requests,
+        "failures": total.num_failures,
+        "failure_ratio": total.fail_ratio,
+        "rps": round(total.total_rps, 1),
+        "p50_ms": total.get_response_time_percentile(0.5),
+        "p99_ms": total.get_response_time_percentile(0.99),
+        "expected_requests": options.requests,
+    }
+    if total.num_requests != options.requests:
+        reason = f"sent {total.num_requests} requests, expected {options.requests}"
+    elif total.fail_ratio > options.max_failure_ratio:
+        errors = "; ".join(f"{e.occurrences}x {e.error}" for e in environment.stats.errors.values())
+        reason = f"{total.num_failures} of {total.num_requests} requests failed ({errors})"
+    elif summary["p99_ms"] > options.max_p99_ms:
+        reason = f"p99 {summary['p99_ms']} ms is over --max-p99-ms {options.max_p99_ms}"
+    elif summary["rps"] < options.min_rps:
+        reason = f"{summary['rps']} requests/s is under --min-rps {options.min_rps}"
+    else:
+        reason = None
+    return summary, reason
+
+
+@events.quitting.add_listener
+def check_thresholds(environment, **_):
+    summary, reason = verdict(environment)
+    summary["passed"] = reason is None
+    summary["reason"] = reason
+    html = environment.parsed_options.html_file
+    if html:
+        os.makedirs(os.path.dirname(html) or ".", exist_ok=True)
+        with open(os.path.join(os.path.dirname(html), "summary.json"), "w") as out:
+            json.dump(summary, out, indent=2)
+    if reason:
+        environment.process_exit_code = 1
+        print(f"LOAD TEST FAILED: {reason}", flush=True)
+    else:
+        print(f"LOAD TEST PASSED: {summary['requests']} requests, 0 failures, "
+              f"{summary['rps']} req/s, p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms",
+              flush=True)

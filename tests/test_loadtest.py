@@ -1,0 +1,55 @@
+"""loadtest/jobs.py run the way users run it: a headless Locust subprocess from the repo root."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from support import REPO, free_port
+
+LOCUST = os.path.join(os.path.dirname(sys.executable), "locust")
+
+
+def locust(host, tmp_path, *extra):
+    html = tmp_path / "report.html"
+    result = subprocess.run(
+        [LOCUST, "-f", "loadtest/jobs.py", "--headless", "--host", host, "--html", str(html), *extra],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    return result, summary
+
+
+@pytest.fixture
+def stack(services):
+    app_b = services.app_b()
+    return services.app_a(app_b.url)
+
+
+def test_reproduces_the_ab_run_500_requests_4_users_no_failures(stack, tmp_path):
+    result, summary = locust(stack.url, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary["requests"] == 500 and summary["failures"] == 0 and summary["passed"]
+    assert '"JobsUser": 4' in result.stderr  # four concurrent users, as ab -c 4
+    assert "LOAD TEST PASSED: 500 requests" in result.stdout
+    assert (tmp_path / "report.html").stat().st_size > 0
+
+
+def test_app_b_down_fails_with_a_one_line_reason(services, tmp_path):
+    app_a = services.app_a(f"http://127.0.0.1:{free_port()}")
+    result, summary = locust(app_a.url, tmp_path, "--requests", "50")
+    assert result.returncode != 0
+    assert summary["failures"] == 50 and not summary["passed"]
+    assert "LOAD TEST FAILED: 50 of 50 requests failed" in result.stdout
+    assert "got 503" in result.stdout
+
+
+def test_invalid_token_scenario_expects_401(stack, tmp_path):
+    result, summary = locust(stack.url, tmp_path, "--scenario", "invalid-token", "--requests", "100")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary["requests"] == 100 and summary["failures"] == 0
+
+
+def test_a_missed_threshold_fails_the_run(stack, tmp_path):
+    result, summary = locust(stack.url, tmp_path, "--requests", "50", "--min-rps", "1000000")
+    assert result.returncode != 0 and summary["failures"] == 0
+    assert "is under --min-rps" in result.stdout
