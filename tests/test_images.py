@@ -216,10 +216,13 @@ def test_app_a_and_app_b_end_to_end_on_a_docker_network(engine, images, token):
 @pytest.mark.docker
 @pytest.mark.slow
 def test_sigterm_stops_the_container_quickly_and_cleanly(engine, images, token, service):
-    options, env = [], {"APP_B_URL": "http://app-b:5001"}
+    # One worker: once it answers it has booted. (A SIGTERM that reaches gunicorn while a worker
+    # is still booting can still be lost, rarely; see README "Known issues".)
+    options, env = [], {"APP_B_URL": "http://app-b:5001", "GUNICORN_WORKERS": "1"}
     if service == "app_b":
         options, env = ["--volume", f"{engine.volume()}:/data"], {"SEED_USERNAME": SEED_USER,
-                                                                 "SEED_TOKEN": token}
+                                                                 "SEED_TOKEN": token,
+                                                                 "GUNICORN_WORKERS": "1"}
     container = engine.start(images[service], SERVICES[service], *options, env=env)
     assert requests.get(f"{container.url}/healthz", timeout=10).status_code == 200
 
