@@ -10,7 +10,7 @@ BIN := $(CURDIR)/.bin
 # Project-built Go tools (skaffold, kind, kustomize) come first.
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help run test tools docker base-image lock loadtest \
+.PHONY: help run test tools docker base-image lock loadtest bench \
         run-app build-task scan-images deploy-task dev
 
 help: ## list the targets
@@ -66,3 +66,6 @@ dev: ## skaffold dev: hot-reload edited .py files into the running pods
 
 loadtest: $(VENV)/.dev ## the ab acceptance load as Locust, against HOST (default the local stack)
 	locust -f loadtest/jobs.py --headless --host $(or $(HOST),http://127.0.0.1:5000)
+
+bench: $(VENV)/.dev ## benchmark: this design vs the naive original design, ab -c 4, one run
+	$(VENV)/bin/python bench/run.py
