@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from support import require_tool
+from support import IN_CI, require_tool
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = {"app_a": 5000, "app_b": 5001}
@@ -36,7 +36,7 @@ def docker():
     info = subprocess.run([cli, "info"], capture_output=True, text=True, timeout=60)
     if info.returncode != 0:
         reason = "no Docker engine answers (run scripts/ensure-docker.sh as root)"
-        if _repo_conftest(pytestconfig).IN_CI:
+        if IN_CI:
             pytest.fail(f"CI=true but {reason}: {info.stderr.strip()}", pytrace=False)
         pytest.skip(reason)
     return Docker(cli)
