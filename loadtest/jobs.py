@@ -11,6 +11,7 @@ Every option below can also be set as an environment variable (LOCUST_REQUESTS=5
 import json
 import os
 
+import gevent
 from locust import FastHttpUser, events, task
 from locust.exception import StopUser
 
@@ -46,7 +47,8 @@ class Budget:
     def finish(self, environment):
         self.done += 1
         if self.done == self.total:
-            environment.runner.quit()
+            # Not quit() here: it would stop this very user greenlet half-way through quitting.
+            gevent.spawn(environment.runner.quit)
 
 
 budget = None
@@ -59,10 +61,20 @@ def on_test_start(environment, **_):
 
 
 class JobsUser(FastHttpUser):
+    # A stuck request fails after this long instead of stalling the run (ab's -s is 30 s).
+    connection_timeout = 5.0
+    network_timeout = 10.0
+
     @task
     def post_jobs(self):
         if not budget.take():
             raise StopUser()
+        try:
+            self.send_one()
+        finally:  # every request taken is accounted for, whatever happened to it
+            budget.finish(self.environment)
+
+    def send_one(self):
         options = self.environment.parsed_options
         valid = options.scenario == "jobs"
         token = options.token if valid else f"not-{options.token}"
@@ -74,7 +86,6 @@ class JobsUser(FastHttpUser):
                 response.failure(f"want 401 for an unknown token, got {response.status_code}")
             else:
                 response.success()
-        budget.finish(self.environment)
 
 
 def verdict(environment):
