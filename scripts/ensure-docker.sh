@@ -17,6 +17,9 @@ DAEMON_JSON=/etc/docker/daemon.json
 # docker.io: the 20.10 engine and the one client here that does BuildKit builds (/usr/bin/docker).
 # debootstrap: scripts/build-base-image.sh builds the offline base image with it.
 PACKAGES=(docker.io debootstrap)
+RUNC_WRAPPER_NAME=runc-without-sys-resource
+RUNC_WRAPPER=/usr/local/bin/$RUNC_WRAPPER_NAME
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 say() { echo "ensure-docker: $*" >&2; }
 
@@ -28,7 +31,19 @@ engine_answers() {
   return 1
 }
 
-if engine_answers; then
+# CAP_SYS_RESOURCE (bit 24) missing from this host's bounding set: runc cannot start privileged
+# containers (kind's nodes) unless a wrapper runtime drops it from their spec.
+needs_runc_wrapper() {
+  local bounding
+  bounding=$(awk '/^CapBnd:/ { print $2 }' /proc/self/status)
+  (( (0x$bounding >> 24 & 1) == 0 ))
+}
+
+wrapper_in_use() {
+  /usr/bin/docker info --format '{{ .DefaultRuntime }}' 2>/dev/null | grep -qx "$RUNC_WRAPPER_NAME"
+}
+
+if engine_answers && { ! needs_runc_wrapper || wrapper_in_use; }; then
   say "a Docker engine already answers; nothing to do"
   exit 0
 fi
@@ -54,32 +69,43 @@ install_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Merge settings into daemon.json, keeping whatever else is there. Later additions (a runc
-# wrapper under "runtimes" / "default-runtime" for privileged containers) go in the same call.
+# Merge settings into daemon.json, keeping whatever else is there; prints "changed" if it wrote.
 configure_daemon() {
+  local wrapper=""
+  if needs_runc_wrapper; then
+    install -m 0755 "$HERE/$RUNC_WRAPPER_NAME" "$RUNC_WRAPPER"
+    wrapper=$RUNC_WRAPPER
+  fi
   mkdir -p "$(dirname "$DAEMON_JSON")"
-  python3 - "$DAEMON_JSON" <<'EOF'
+  python3 - "$DAEMON_JSON" "$wrapper" <<'EOF'
 import json, os, sys
 
-path = sys.argv[1]
+path, wrapper = sys.argv[1:]
 settings = {
     # This host refuses a negative oom_score_adj, which dockerd sets for itself by default (-500).
     "oom-score-adjust": 0,
     # BuildKit for clients that ask the daemon which builder to use (Debian's 20.10 CLI).
     "features": {"buildkit": True},
 }
+if wrapper:
+    name = os.path.basename(wrapper)
+    settings["runtimes"] = {name: {"path": wrapper}}
+    settings["default-runtime"] = name
 current = {}
 if os.path.exists(path):
     with open(path) as f:
         text = f.read()
     current = json.loads(text) if text.strip() else {}
 merged = {**current, **settings, "features": {**current.get("features", {}), **settings["features"]}}
+if wrapper:
+    merged["runtimes"] = {**current.get("runtimes", {}), **settings["runtimes"]}
 if merged != current:
     with open(path + ".tmp", "w") as f:
         json.dump(merged, f, indent=2)
         f.write("\n")
     os.replace(path + ".tmp", path)
     print(f"ensure-docker: wrote {path}", file=sys.stderr)
+    print("changed")
 EOF
 }
 
@@ -89,7 +115,10 @@ dockerd_running() {
 
 start_dockerd() {
   if dockerd_running; then
-    say "dockerd already running (pid $(cat "$PIDFILE")); waiting for it to answer"
+    if [[ $1 == changed ]]; then
+      say "dockerd already running (pid $(cat "$PIDFILE")); reloading its settings"
+      kill -HUP "$(cat "$PIDFILE")"  # runtimes and default-runtime are live-reloadable
+    fi
     return 0
   fi
   mkdir -p "$(dirname "$LOG")"
@@ -111,7 +140,6 @@ wait_for_engine() {
 }
 
 install_packages
-configure_daemon
-start_dockerd
+start_dockerd "$(configure_daemon)"
 wait_for_engine
 say "Docker engine ready ($(/usr/bin/docker version --format '{{.Server.Version}}'))"

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Build the kind node image for machines that reach no image registry: every piece comes from Go
+# modules (tools/*/go.mod: Kubernetes, etcd, CoreDNS, crictl, kube-router), Debian packages
+# (systemd, containerd, runc, CNI plugins, iptables) and one C file (pause). The images kubeadm
+# asks for are built here too and imported into the node's containerd when it boots.
+# Prints the node image name on stdout. Needs root (debootstrap) and a Docker engine.
+#
+#   scripts/build-node-image.sh     # cached: a node image whose recipe is current is kept
+#   kind create cluster --image "$(scripts/build-node-image.sh)" --config kind/cluster.yaml
+#
+# Go binaries are cached in .cache/kind-node/ keyed on their tools module and build flags.
+# Environment: KIND_NODE_IMAGE (default local/kind-node:<kubernetes version>), DOCKER.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DOCKER=${DOCKER:-docker}
+RECIPE_LABEL=local.kind-node.recipe
+NETFILTER_BASE=local/netfilter:bookworm
+NODE_ROOTFS=local/kind-node-rootfs:bookworm
+say() { echo "build-node-image: $*" >&2; }
+
+module_version() {  # module_version TOOLS_DIR MODULE
+  (cd "$repo/tools/$1" && go list -m -f '{{.Version}}' "$2")
+}
+KUBE_VERSION=$(module_version kubernetes k8s.io/kubernetes)
+ETCD_VERSION=$(module_version etcd go.etcd.io/etcd/server/v3)
+COREDNS_VERSION=$(module_version coredns github.com/coredns/coredns)
+KUBE_ROUTER_VERSION=$(module_version kube-router github.com/cloudnativelabs/kube-router/v2)
+TAG=${KIND_NODE_IMAGE:-local/kind-node:$KUBE_VERSION}
+
+# Everything that goes into the image; a change to any of it rebuilds the image.
+RECIPE=$(cd "$repo" && cat scripts/build-node-image.sh scripts/debootstrap-image.sh \
+  tools/{kubernetes,etcd,coredns,crictl,kube-router}/go.{mod,sum} \
+  $(find kind/node -type f | sort) | sha256sum | cut -c1-16)
+current=$("$DOCKER" image inspect --format "{{ index .Config.Labels \"$RECIPE_LABEL\" }}" "$TAG" 2>/dev/null || true)
+if [[ $current == "$RECIPE" ]]; then
+  say "$TAG is current (recipe $RECIPE)"
+  echo "$TAG"
+  exit 0
+fi
+started=$SECONDS
+cache=$repo/.cache/kind-node
+bin=$cache/bin
+mkdir -p "$bin"
+
+# go_build TOOLS_DIR LDFLAGS PACKAGE...: static binaries into $bin, skipped when the module files
+# and flags are those of the last build.
+go_build() {
+  local dir=$1 ldflags=$2 stamp key
+  shift 2
+  stamp=$cache/$dir.stamp
+  key=$(cat "$repo/tools/$dir/go.mod" "$repo/tools/$dir/go.sum" <(echo "$ldflags $*") | sha256sum)
+  if [[ -f $stamp && $(cat "$stamp") == "$key" ]]; then
+    say "$dir: binaries current"
+    return
+  fi
+  local t=$SECONDS
+  (cd "$repo/tools/$dir" && CGO_ENABLED=0 go build -trimpath -tags selinux,notest \
+    -ldflags "-s -w $ldflags" -o "$bin/" "$@")
+  echo "$key" >"$stamp"
+  say "$dir: built in $((SECONDS - t)) s"
+}
+
+# Kubernetes binaries report their version from these variables (kubeadm and kind read it).
+kube_ldflags=""
+build_date=$(cd "$repo/tools/kubernetes" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
+minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  kube_ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+  kube_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$build_date"
+done
+go_build kubernetes "$kube_ldflags" k8s.io/kubernetes/cmd/{kubeadm,kubelet,kubectl,kube-apiserver,kube-controller-manager,kube-scheduler,kube-proxy}
+go_build etcd "" go.etcd.io/etcd/server/v3
+[[ -f $bin/server ]] && mv -f "$bin/server" "$bin/etcd"  # go names it after the module path
+go_build coredns "" github.com/coredns/coredns
+go_build crictl "-X sigs.k8s.io/cri-tools/pkg/version.Version=$(module_version crictl sigs.k8s.io/cri-tools)" \
+  sigs.k8s.io/cri-tools/cmd/crictl
+go_build kube-router "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
+  github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+
+# pause: a few lines of C in the Kubernetes tree, built the way upstream builds it.
+pause_version=$("$bin/kubeadm" config images list --kubernetes-version "$KUBE_VERSION" | sed -n 's|.*/pause:||p')
+kube_dir=$(cd "$repo/tools/kubernetes" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+gcc -Os -Wall -Werror -static -DVERSION="v$pause_version" -o "$bin/pause" "$kube_dir/build/pause/linux/pause.c"
+strip "$bin/pause"
+
+"$repo/scripts/debootstrap-image.sh" --tag "$NETFILTER_BASE" \
+  --packages iptables,ipset,conntrack,iproute2 \
+  --description "Debian bookworm minbase + iptables, ipset, conntrack (kube-proxy, kube-router)" \
+  --smoke 'iptables --version && command -v ipset conntrack' >/dev/null
+"$repo/scripts/debootstrap-image.sh" --tag "$NODE_ROOTFS" \
+  --packages systemd,systemd-sysv,dbus,containerd,runc,iptables,iproute2,ca-certificates,mount,util-linux,kmod,conntrack,containernetworking-plugins,procps \
+  --description "Debian bookworm root filesystem for the offline kind node" \
+  --smoke 'containerd --version && runc --version && test -x /usr/lib/cni/bridge' >/dev/null
+
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+mkdir -p "$context/images" "$context/bin"
+
+# component_image NAME BASE BINARY: the image kubeadm (or our CNI manifest) names, holding one
+# static binary. scratch where the binary needs nothing else; the netfilter base for programs
+# that run iptables/ipset.
+component_image() {
+  local name=$1 base=$2 binary=$3
+  cp "$bin/$binary" "$context/bin/$binary"
+  printf 'FROM %s\nCOPY bin/%s /usr/local/bin/%s\nENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\nENTRYPOINT ["/usr/local/bin/%s"]\n' \
+    "$base" "$binary" "$binary" "$binary" \
+    | DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$name" -f - "$context" >/dev/null
+  "$DOCKER" save -o "$context/images/${binary}.tar" "$name"
+}
+check_version() {  # check_version IMAGE WANTED BUILT: kubeadm's tag must match the built version
+  [[ ${1##*:} == "$2"* ]] || { say "kubeadm $KUBE_VERSION wants $1 but tools/ builds $2; align the versions"; exit 1; }
+}
+while read -r image; do
+  case ${image##*/} in
+    kube-proxy:*) component_image "$image" "$NETFILTER_BASE" kube-proxy ;;
+    kube-*) name=${image##*/}; component_image "$image" scratch "${name%%:*}" ;;
+    etcd:*) check_version "$image" "${ETCD_VERSION#v}"; component_image "$image" scratch etcd ;;
+    coredns:*) check_version "$image" "$COREDNS_VERSION"; component_image "$image" scratch coredns ;;
+    pause:*) component_image "$image" scratch pause ;;
+    *) say "no recipe for $image"; exit 1 ;;
+  esac
+done < <("$bin/kubeadm" config images list --kubernetes-version "$KUBE_VERSION")
+component_image "local/kube-router:$KUBE_ROUTER_VERSION" "$NETFILTER_BASE" kube-router
+
+cp "$bin"/{kubeadm,kubelet,kubectl,crictl} "$context/bin/"
+cp -r "$repo/kind/node/files" "$repo/kind/node/manifests" "$context/"
+sed -i "s|@KUBE_ROUTER_IMAGE@|local/kube-router:$KUBE_ROUTER_VERSION|" "$context/manifests/default-cni.yaml"
+echo "$KUBE_VERSION" >"$context/version"
+DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$TAG" --build-arg NODE_ROOTFS="$NODE_ROOTFS" \
+  --label "$RECIPE_LABEL=$RECIPE" -f "$repo/kind/node/Dockerfile" "$context" >/dev/null
+size=$("$DOCKER" image inspect --format '{{ .Size }}' "$TAG")
+say "built $TAG (recipe $RECIPE, $((size / 1000000)) MB) in $((SECONDS - started)) s"
+echo "$TAG"
