@@ -3,6 +3,7 @@ import glob
 import os
 import shutil
 import signal
+import sys
 import tempfile
 
 # prometheus_client decides where samples live when it is first imported, which importing app_b
@@ -70,6 +71,12 @@ def post_fork(server, worker):
     # signal for the master's loop: a SIGTERM in that window was lost and shutdown stalled
     # until SIGKILL (seen in 2 of 20 quick start/stop cycles). Plain termination is right there.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if reload:
+        # The master imported the package (to check the config above); a worker forked from it
+        # would keep serving that copy however often the reloader restarts it. Forget it, so each
+        # worker imports the files as they are now (skaffold dev syncs edits into the pod).
+        for name in [name for name in sys.modules if name.partition(".")[0] == "app_b"]:
+            del sys.modules[name]
 
 
 def child_exit(server, worker):

@@ -21,7 +21,8 @@ JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
 @events.init_command_line_parser.add_listener
 def add_options(parser):
     parser.add_argument("--requests", type=int, default=500, env_var="LOCUST_REQUESTS",
-                        help="requests to send in total, over all users")
+                        help="requests to send in total, over all users; 0: no limit, the run "
+                             "ends at --run-time or on SIGTERM")
     parser.add_argument("--token", default="mytoken", env_var="LOCUST_TOKEN")
     parser.add_argument("--scenario", choices=["jobs", "invalid-token"], default="jobs",
                         env_var="LOCUST_SCENARIO")
@@ -39,7 +40,7 @@ class Budget:
         self.total, self.sent, self.done = total, 0, 0
 
     def take(self):
-        if self.sent >= self.total:
+        if self.total and self.sent >= self.total:
             return False
         self.sent += 1
         return True
@@ -102,8 +103,10 @@ def verdict(environment):
         "p99_ms": total.get_response_time_percentile(0.99),
         "expected_requests": options.requests,
     }
-    if total.num_requests != options.requests:
+    if options.requests and total.num_requests != options.requests:
         reason = f"sent {total.num_requests} requests, expected {options.requests}"
+    elif not total.num_requests:
+        reason = "sent no request"
     elif total.fail_ratio > options.max_failure_ratio:
         errors = "; ".join(f"{e.occurrences}x {e.error}" for e in environment.stats.errors.values())
         reason = f"{total.num_failures} of {total.num_requests} requests failed ({errors})"

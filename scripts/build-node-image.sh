@@ -9,11 +9,12 @@
 #   kind create cluster --image "$(scripts/build-node-image.sh)" --config kind/cluster.yaml
 #
 # Go binaries are cached in .cache/kind-node/ keyed on their tools module and build flags.
-# Environment: KIND_NODE_IMAGE (default local/kind-node:<kubernetes version>), DOCKER.
+# Environment: KIND_NODE_IMAGE (default local/kind-node:<kubernetes version>), DOCKER (client).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-DOCKER=${DOCKER:-docker}
+# Debian's 20.10 client where present: newer clients warn on every classic (non-BuildKit) build.
+DOCKER=${DOCKER:-$([[ -x /usr/bin/docker ]] && echo /usr/bin/docker || echo docker)}
 RECIPE_LABEL=local.kind-node.recipe
 NETFILTER_BASE=local/netfilter:bookworm
 NODE_ROOTFS=local/kind-node-rootfs:bookworm
@@ -33,7 +34,7 @@ RECIPE=$(cd "$repo" && cat scripts/build-node-image.sh scripts/debootstrap-image
   tools/{kubernetes,etcd,coredns,crictl,kube-router}/go.{mod,sum} \
   $(find kind/node -type f | sort) | sha256sum | cut -c1-16)
 current=$("$DOCKER" image inspect --format "{{ index .Config.Labels \"$RECIPE_LABEL\" }}" "$TAG" 2>/dev/null || true)
-if [[ $current == "$RECIPE" ]]; then
+if [[ $current == "$RECIPE" && -x $repo/.bin/kubectl ]]; then
   say "$TAG is current (recipe $RECIPE)"
   echo "$TAG"
   exit 0
@@ -127,8 +128,15 @@ cp "$bin"/{kubeadm,kubelet,kubectl,crictl} "$context/bin/"
 cp -r "$repo/kind/node/files" "$repo/kind/node/manifests" "$context/"
 sed -i "s|@KUBE_ROUTER_IMAGE@|local/kube-router:$KUBE_ROUTER_VERSION|" "$context/manifests/default-cni.yaml"
 echo "$KUBE_VERSION" >"$context/version"
+previous_id=$("$DOCKER" image inspect --format '{{ .Id }}' "$TAG" 2>/dev/null || true)
 DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$TAG" --build-arg NODE_ROOTFS="$NODE_ROOTFS" \
   --label "$RECIPE_LABEL=$RECIPE" -f "$repo/kind/node/Dockerfile" "$context" >/dev/null
+if [[ -n $previous_id && $previous_id != "$("$DOCKER" image inspect --format '{{ .Id }}' "$TAG")" ]]; then
+  "$DOCKER" image rm "$previous_id" >/dev/null 2>&1 || true  # the node image this one replaces
+fi
+# The cluster's own kubectl version, for the tests and skaffold (.bin comes first on their PATH).
+mkdir -p "$repo/.bin"
+cp "$bin/kubectl" "$repo/.bin/kubectl"
 size=$("$DOCKER" image inspect --format '{{ .Size }}' "$TAG")
 say "built $TAG (recipe $RECIPE, $((size / 1000000)) MB) in $((SECONDS - started)) s"
 echo "$TAG"

@@ -3,6 +3,8 @@ each app's tests/ folder has one too)."""
 import os
 import shutil
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +32,16 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def clean_checkout(dest):
+    """Copy what a fresh clone plus the uncommitted work would hold: tracked and untracked files,
+    minus what .gitignore excludes (virtualenvs, local databases, caches)."""
+    listing = subprocess.run(["git", "-C", REPO, "ls-files", "-z", "--cached", "--others",
+                              "--exclude-standard"], capture_output=True, check=True)
+    for rel in filter(None, listing.stdout.decode().split("\0")):
+        src = Path(REPO, rel)
+        if src.is_file():  # a tracked file deleted in the working tree is not there
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from support import IN_CI, require_tool
+from support import IN_CI, clean_checkout, require_tool
 
 REPO = Path(__file__).resolve().parents[1]
 SERVICES = {"app_a": 5000, "app_b": 5001}
@@ -122,19 +122,6 @@ class Container:
 def engine(docker):
     yield docker
     docker.cleanup()
-
-
-def clean_checkout(dest):
-    """Copy what a fresh clone plus the uncommitted work would hold: tracked and untracked files,
-    minus what .gitignore excludes (virtualenvs, local databases, caches)."""
-    listing = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others",
-                              "--exclude-standard"], capture_output=True, check=True)
-    for rel in filter(None, listing.stdout.decode().split("\0")):
-        src = REPO / rel
-        if src.is_file():  # a tracked file deleted in the working tree is not there
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    return dest
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,15 @@
 """Both services as real gunicorn processes on loopback, talking real HTTP to each other."""
+import shutil
 import signal
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
+from localstack import DEV_SEED, Service
+from support import REPO, free_port
 
 JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
 
@@ -148,3 +152,31 @@ def test_sigterm_stops_gracefully(services):
     started = time.monotonic()
     assert app_b.stop(timeout=8) == 0
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("app, path, old, new", [
+    ("app_a", "/hello", '"Hello there"', '"Hello, reloaded"'),
+    ("app_b", "/healthz", 'status="ok"', 'status="reloaded"'),
+])
+def test_reload_serves_edited_code(tmp_path, app, path, old, new):
+    """GUNICORN_RELOAD (the skaffold dev loop): an edited module is what the next request runs."""
+    copy = tmp_path / app
+    shutil.copytree(Path(REPO, app), copy, ignore=shutil.ignore_patterns("tests", "__pycache__"))
+    env = {"GUNICORN_RELOAD": "true", "GUNICORN_WORKERS": "1"}
+    if app == "app_a":
+        env["APP_B_URL"] = f"http://127.0.0.1:{free_port()}"  # /hello does not call app_b
+    else:
+        env.update(APP_B_DB_PATH=str(tmp_path / "app_b.sqlite3"), **DEV_SEED)
+    service = Service(str(copy), free_port(), env, log_path=str(tmp_path / "log")).start()
+    try:
+        expected = new.split('"')[1]
+        assert expected not in requests.get(service.url + path, timeout=5).text
+        views = copy / app / "views.py"
+        assert old in views.read_text()
+        views.write_text(views.read_text().replace(old, new))
+        deadline = time.monotonic() + 30
+        while expected not in requests.get(service.url + path, timeout=5).text:
+            assert time.monotonic() < deadline, (tmp_path / "log").read_text()[-2000:]
+            time.sleep(0.1)  # polling interval
+    finally:
+        service.stop()

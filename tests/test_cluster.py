@@ -1,0 +1,350 @@
+"""End to end on a real Kubernetes: a kind cluster from the offline node image, deployed with
+`skaffold run -p ci`, checked with `skaffold verify`, loaded with Locust, restarted under load,
+probed for NetworkPolicy, then the `skaffold dev` loop, then torn down.
+
+The tests run in file order and share one cluster (module fixture). Traffic goes only to
+127.0.0.1: `kubectl port-forward`, and a kind port mapping (127.0.0.1 only) onto a test NodePort
+Service, which spreads requests over ready pods, so a rollout is seen the way clients see it.
+Every step prints what it checked and how long it took; a failing step dumps pods, events, logs.
+"""
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from support import IN_CI, REPO, clean_checkout, free_port, require_tool
+
+CLUSTER = "app-ab-e2e"  # kind-app-ab-e2e: skaffold's ci profile activates on kind-.* contexts
+NAMESPACE = "app-ab"
+NODE_PORT = 30500
+JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
+TOKEN = {"Authorization": "mytoken"}
+
+
+def say(message):
+    print(f"[e2e] {message}", flush=True)
+
+
+class Cluster:
+    def __init__(self, kubeconfig, tmp):
+        self.tmp = tmp
+        self.url = None  # 127.0.0.1:<mapped port> -> NodePort -> app-a pods
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "SKAFFOLD_UPDATE_CHECK": "false",
+                    "PATH": os.pathsep.join([str(Path(REPO, ".bin")), str(Path(REPO, ".venv", "bin")),
+                                             os.environ["PATH"]])}
+
+    def run(self, *command, timeout=300, check=True, cwd=REPO, **kwargs):
+        result = subprocess.run(command, cwd=cwd, env=self.env, capture_output=True, text=True,
+                                timeout=timeout, **kwargs)
+        if check:
+            assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def kubectl(self, *args, **kwargs):
+        return self.run("kubectl", *args, **kwargs).stdout
+
+    def pods(self, app):
+        out = self.kubectl("-n", NAMESPACE, "get", "pods", "-l", f"app.kubernetes.io/name={app}",
+                           "-o", "json")
+        return [pod for pod in json.loads(out)["items"] if not pod["metadata"].get("deletionTimestamp")]
+
+    def wait_rolled_out(self, timeout=180):
+        for app in ("app-a", "app-b"):
+            self.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{app}",
+                         f"--timeout={timeout}s", timeout=timeout + 30)
+
+    def dump(self):
+        """What a reader needs when a step failed: pods, events and the apps' logs."""
+        for args in (("get", "pods", "-A", "-o", "wide"),
+                     ("get", "events", "-A", "--sort-by=.lastTimestamp"),
+                     *(("-n", NAMESPACE, "logs", "-l", f"app.kubernetes.io/name={app}",
+                        "--all-containers", "--tail=40", "--prefix") for app in ("app-a", "app-b"))):
+            result = self.run("kubectl", *args, check=False, timeout=60)
+            print(f"--- kubectl {' '.join(args)}\n{result.stdout}{result.stderr}")
+
+
+@contextlib.contextmanager
+def step(cluster, name):
+    started = time.monotonic()
+    try:
+        yield
+    except BaseException:
+        say(f"FAILED: {name} after {time.monotonic() - started:.1f} s; cluster state follows")
+        cluster.dump()
+        raise
+    say(f"ok: {name} ({time.monotonic() - started:.1f} s)")
+
+
+def poll(check, timeout, interval=0.2):
+    """Call `check` until it returns a truthy value; return it, or None at the deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(interval)  # polling interval
+    return None
+
+
+def get(url, **kwargs):
+    try:
+        return requests.request(kwargs.pop("method", "GET"), url, timeout=5, **kwargs)
+    except requests.RequestException:
+        return None
+
+
+@contextlib.contextmanager
+def port_forward(cluster, target, remote_port):
+    """`kubectl port-forward` on 127.0.0.1; yields the local base URL once it answers."""
+    port = free_port()
+    proc = subprocess.Popen(["kubectl", "-n", NAMESPACE, "port-forward", "--address", "127.0.0.1",
+                             target, f"{port}:{remote_port}"], env=cluster.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert poll(lambda: get(f"{url}/healthz"), 30), f"port-forward to {target} never answered"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def kind_config(path, host_port):
+    """kind/cluster.yaml plus a mapping 127.0.0.1:host_port -> the test NodePort."""
+    config = yaml.safe_load(Path(REPO, "kind", "cluster.yaml").read_text())
+    config["nodes"][0]["extraPortMappings"] = [
+        {"containerPort": NODE_PORT, "hostPort": host_port, "listenAddress": "127.0.0.1"}]
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    for tool in ("kind", "skaffold", "docker", "go"):
+        require_tool(tool)
+    if os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail("CI=true but not root: the node image build needs debootstrap", pytrace=False)
+        pytest.skip("building the kind node image needs root (debootstrap)")
+    tmp = tmp_path_factory.mktemp("cluster")
+    started = time.monotonic()
+    built = subprocess.run([str(Path(REPO, "scripts", "build-node-image.sh"))], capture_output=True,
+                           text=True, timeout=3600)
+    assert built.returncode == 0, f"node image build failed:\n{built.stderr[-4000:]}"
+    image = built.stdout.split()[-1]
+    say(f"node image {image} ready ({time.monotonic() - started:.0f} s)")
+    cluster = Cluster(tmp / "kubeconfig", tmp)
+    host_port = free_port()
+    cluster.run("kind", "delete", "cluster", "--name", CLUSTER)  # a leftover from an aborted run
+    started = time.monotonic()
+    cluster.run("kind", "create", "cluster", "--name", CLUSTER, "--image", image, "--wait", "3m",
+                "--config", str(kind_config(tmp / "kind.yaml", host_port)), timeout=400)
+    say(f"ok: cluster {CLUSTER} created, control plane Ready ({time.monotonic() - started:.1f} s)")
+    cluster.url = f"http://127.0.0.1:{host_port}"
+    try:
+        yield cluster
+    finally:
+        cluster.run("kind", "delete", "cluster", "--name", CLUSTER, check=False)
+
+
+def test_skaffold_run_deploys_the_ci_overlay(cluster):
+    with step(cluster, "skaffold run -p ci: both images built, loaded, deployed, all pods Ready"):
+        cluster.run("skaffold", "run", "-p", "ci", "--kube-context", f"kind-{CLUSTER}",
+                    "--status-check=true", timeout=900)
+        cluster.wait_rolled_out()
+        for app in ("app-a", "app-b"):
+            pods = cluster.pods(app)
+            assert pods and all(c["ready"] for p in pods for c in p["status"]["containerStatuses"])
+        # The traffic entry for the next steps: a NodePort the kind mapping publishes on loopback.
+        service = cluster.kubectl("-n", NAMESPACE, "get", "service", "app-a", "-o", "json")
+        service = json.loads(service)
+        nodeport = {"apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": "app-a-e2e", "namespace": NAMESPACE},
+                    "spec": {"type": "NodePort", "selector": service["spec"]["selector"],
+                             "ports": [{"port": 5000, "targetPort": 5000, "nodePort": NODE_PORT}]}}
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(nodeport))
+        assert poll(lambda: get(f"{cluster.url}/hello"), 30), "NodePort mapping never answered"
+
+
+def test_skaffold_verify_and_outside_traffic(cluster):
+    with step(cluster, "skaffold verify -p ci passes (in-cluster smoke Job)"):
+        images = {app: cluster.pods(app)[0]["spec"]["containers"][0]["image"] for app in ("app-a", "app-b")}
+        artifacts = cluster.tmp / "build.json"
+        artifacts.write_text(json.dumps({"builds": [{"imageName": app, "tag": tag}
+                                                    for app, tag in images.items()]}))
+        result = cluster.run("skaffold", "verify", "-p", "ci", "-a", str(artifacts), timeout=300)
+        assert "POST /jobs valid token: 200 (want 200)" in result.stdout + result.stderr
+    with step(cluster, "GET /hello and POST /jobs through kubectl port-forward on 127.0.0.1"):
+        with port_forward(cluster, "service/app-a", 5000) as url:
+            hello = get(f"{url}/hello")
+            assert hello.status_code == 200 and hello.text == "Hello there"
+            jobs = get(f"{url}/jobs", method="POST", headers=TOKEN)
+            assert jobs.status_code == 200 and jobs.text == JOBS_TEXT
+            refused = get(f"{url}/jobs", method="POST", headers={"Authorization": "nope"})
+            assert refused.status_code == 401
+
+
+def locust(cluster, *args, **kwargs):
+    return subprocess.Popen(
+        [str(Path(REPO, ".venv", "bin", "locust")), "-f", "loadtest/jobs.py", "--headless",
+         "--host", cluster.url, "--html", str(cluster.tmp / "locust" / "report.html"), *args],
+        cwd=REPO, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def summary(cluster):
+    return json.loads((cluster.tmp / "locust" / "summary.json").read_text())
+
+
+def test_locust_acceptance_load(cluster):
+    with step(cluster, "locust -f loadtest/jobs.py --headless: 500 requests, 0 failures"):
+        proc = locust(cluster)
+        out, err = proc.communicate(timeout=300)
+        print(out.strip())
+        assert proc.returncode == 0, out + err[-3000:]
+        result = summary(cluster)
+        assert result["requests"] == 500 and result["failures"] == 0
+
+
+def test_network_policy_is_enforced(cluster):
+    """A pod outside app-ab (no policy limits its egress) reaches app-a's port but not app-b's."""
+    probe_ns = "netpol-probe"
+    image = cluster.pods("app-a")[0]["spec"]["containers"][0]["image"]
+    script = ("import sys, urllib.request\n"
+              "try:\n"
+              "    urllib.request.urlopen(sys.argv[1], timeout=3)\n"
+              "    print('reached')\n"
+              "except Exception as error:\n"
+              "    print('blocked', type(error).__name__)\n")
+    cluster.kubectl("create", "namespace", probe_ns)
+    try:
+        def probe(url):
+            out = cluster.kubectl("-n", probe_ns, "run", "probe", "--rm", "-i", "--restart=Never",
+                                  "--image", image, "--image-pull-policy=Never", "--quiet",
+                                  "--command", "--", "python3", "-c", script, url, timeout=120)
+            return out.strip()
+        with step(cluster, "NetworkPolicy: an unlabelled pod cannot reach app-b, app-a can"):
+            assert probe(f"http://app-a.{NAMESPACE}.svc:5000/hello") == "reached"
+            assert probe(f"http://app-b.{NAMESPACE}.svc:5001/readyz").startswith("blocked")
+            jobs = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
+            assert jobs.status_code == 200, "app-a -> app-b must stay allowed"
+    finally:
+        cluster.kubectl("delete", "namespace", probe_ns, "--wait=false")
+
+
+def test_rollout_restarts_under_load_drop_nothing(cluster):
+    with step(cluster, "rollout restart of app-a and app-b while Locust runs: 0 failed requests"):
+        proc = locust(cluster, "--requests", "0", "--run-time", "10m", "--max-p99-ms", "5000",
+                      "--min-rps", "1")
+        try:
+            for app in ("app-a", "app-b"):
+                cluster.kubectl("-n", NAMESPACE, "rollout", "restart", f"deployment/{app}")
+                cluster.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{app}",
+                                "--timeout=180s", timeout=210)
+                # The old pod is gone only after its preStop and graceful stop: wait for that too.
+                assert poll(lambda: len(cluster.pods(app)) == 1, 60), f"old {app} pod lingers"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=60)
+        print(out.strip())
+        result = summary(cluster)
+        assert result["requests"] > 100 and result["failures"] == 0, out + err[-3000:]
+
+
+def jobs_body(cluster, status):
+    """The body of POST /jobs if it answered `status`, else None. (Not the response itself: a
+    requests.Response is falsy for any 4xx/5xx, which `poll` would take for "not yet".)"""
+    response = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
+    return response.text if response is not None and response.status_code == status else None
+
+
+def test_app_b_pod_deleted_then_gone_then_back(cluster):
+    app_a = cluster.pods("app-a")[0]
+    restarts = app_a["status"]["containerStatuses"][0]["restartCount"]
+    with step(cluster, "app-b pod deleted: its replacement takes over, POST /jobs keeps answering 200"):
+        old = cluster.pods("app-b")[0]["metadata"]["name"]
+        cluster.kubectl("-n", NAMESPACE, "delete", "pod", old, "--wait=false")
+        statuses = []
+
+        def replaced():
+            response = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
+            statuses.append(response.status_code if response is not None else None)
+            pods = cluster.pods("app-b")
+            return len(pods) == 1 and pods[0]["metadata"]["name"] != old
+
+        assert poll(replaced, 120), "app-b pod was not replaced"
+        assert set(statuses) == {200}, f"statuses seen during the replacement: {statuses}"
+    with step(cluster, "app-b gone (scaled to 0): app-a answers 503, then 200 once it is back"):
+        cluster.kubectl("-n", NAMESPACE, "scale", "deployment/app-b", "--replicas=0")
+        try:
+            gone = poll(lambda: jobs_body(cluster, 503), 60)
+            assert gone, "app-a never answered 503 while app-b had no pod"
+            assert "auth service unavailable" in gone, gone
+        finally:
+            cluster.kubectl("-n", NAMESPACE, "scale", "deployment/app-b", "--replicas=1")
+        assert poll(lambda: jobs_body(cluster, 200), 120) == JOBS_TEXT, "app-a did not recover"
+        now = cluster.pods("app-a")[0]
+        assert now["metadata"]["name"] == app_a["metadata"]["name"]
+        assert now["status"]["containerStatuses"][0]["restartCount"] == restarts, "app-a restarted"
+
+
+def test_skaffold_dev_serves_an_edited_file_in_seconds(cluster, tmp_path):
+    """`skaffold dev` with the default (minikube) overlay: an edited .py file is synced into the
+    running pod and gunicorn reloads it; no rebuild, no new pod."""
+    source = clean_checkout(tmp_path)  # the edit goes to a copy, never to the working tree
+    env = {**cluster.env, "BASE_IMAGE": "local/python:3.11-bookworm"}
+    # -p -ci: the ci profile activates by itself on kind contexts; the dev loop is the default config.
+    dev = subprocess.Popen(["skaffold", "dev", "-p", "-ci", "--kube-context", f"kind-{CLUSTER}",
+                            "--port-forward=off", "--cleanup=true"],
+                           cwd=source, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, start_new_session=True)
+    log = []
+    try:
+        with step(cluster, "skaffold dev: built, deployed overlays/minikube, watching"):
+            for line in dev.stdout:
+                log.append(line)
+                if "Watching for changes" in line:
+                    break
+            assert dev.poll() is None, "".join(log[-40:])
+            cluster.wait_rolled_out()
+            pod = cluster.pods("app-a")[0]["metadata"]["name"]
+        with step(cluster, "edit app_a/app_a/views.py (a new route): served in the same pod"):
+            with port_forward(cluster, f"pod/{pod}", 5000) as url:
+                assert get(f"{url}/dev-loop").status_code == 404
+                views = source / "app_a" / "app_a" / "views.py"
+                # A new route, so the unit tests skaffold runs on every change still pass.
+                edit = '\n\n@bp.get("/dev-loop")\ndef dev_loop():\n    return "edited"\n'
+                edited = time.monotonic()
+                views.write_text(views.read_text() + edit)
+                served = poll(lambda: (r := get(f"{url}/dev-loop")) is not None
+                              and r.text == "edited", 60, interval=0.05)
+                latency = time.monotonic() - edited
+                assert served, "the edit was never served:\n" + "".join(log[-40:])
+            say(f"dev loop: edit saved to new route served in {latency:.2f} s (target under 3 s)")
+            assert [p["metadata"]["name"] for p in cluster.pods("app-a")] == [pod], "pod replaced"
+    finally:
+        if dev.poll() is None:
+            os.killpg(dev.pid, signal.SIGINT)  # Ctrl-C: skaffold cleans up what it deployed
+            try:
+                dev.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(dev.pid, signal.SIGKILL)
+                dev.communicate()
+
+
+def test_delete_leaves_nothing_running(cluster):
+    with step(cluster, "skaffold delete -p ci, then kind delete cluster: nothing left"):
+        cluster.run("skaffold", "delete", "-p", "ci", "--kube-context", f"kind-{CLUSTER}", timeout=300)
+        gone = poll(lambda: cluster.run("kubectl", "get", "namespace", NAMESPACE,
+                                        check=False).returncode != 0, 120, interval=1)
+        assert gone, f"namespace {NAMESPACE} still there"
+        cluster.run("kind", "delete", "cluster", "--name", CLUSTER)
+        left = cluster.run("docker", "ps", "-a", "-q", "--filter",
+                           f"label=io.x-k8s.kind.cluster={CLUSTER}").stdout.split()
+        assert left == [], f"containers left behind: {left}"
+        assert CLUSTER not in cluster.run("kind", "get", "clusters").stdout.split()
