@@ -11,10 +11,10 @@ BIN := $(CURDIR)/.bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help run test tools docker base-image lock loadtest bench \
-        run-app build-task scan-images deploy-task dev
+        node-image cluster cluster-delete e2e run-app build-task scan-images deploy-task dev
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 $(VENV)/.runtime: app_a/requirements.txt app_b/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,18 @@ docker: ## install and start a Docker engine where none runs (root)
 
 base-image: docker ## build the offline Debian base image the Dockerfiles can start from
 	scripts/build-base-image.sh
+
+node-image: docker ## build the offline kind node image (Kubernetes from Go modules; root)
+	scripts/build-node-image.sh
+
+cluster: docker tools ## create the kind cluster "app-ab" (context kind-app-ab) from the node image
+	kind create cluster --config kind/cluster.yaml --image "$$(scripts/build-node-image.sh)" --wait 3m
+
+cluster-delete: ## delete the kind cluster "app-ab"
+	kind delete cluster --name app-ab
+
+e2e: $(VENV)/.dev tools ## only the real-cluster suite (its own throwaway kind cluster)
+	$(VENV)/bin/python -m pytest -s tests/test_cluster.py
 
 lock: $(VENV)/.dev ## re-resolve and hash-pin every requirements.txt
 	for dir in app_a app_b; do \

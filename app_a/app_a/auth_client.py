@@ -1,17 +1,18 @@
 """Client for app_b's POST /auth over pooled keep-alive connections.
 
-One client (one requests.Session) per worker process; its pool holds a connection per
-thread, so steady traffic never pays for a new TCP connection.
+One client (one urllib3 connection pool) per worker process, holding a connection per thread,
+so steady traffic never pays for a new TCP connection. urllib3 directly rather than requests:
+profiled under load, requests' session machinery was a sixth of app_a's CPU per call and bought
+nothing here (no cookies, redirects, proxies or auth). Pools ignore HTTP(S)_PROXY: app_b is an
+in-cluster peer.
 """
 import enum
-import logging
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
-
-log = logging.getLogger("app_a.auth")
+import urllib3
+from urllib3.exceptions import (ConnectTimeoutError, HTTPError, NewConnectionError,
+                                ReadTimeoutError)
 
 
 class Outcome(enum.Enum):
@@ -31,25 +32,25 @@ class AuthResult:
 
 class AuthClient:
     def __init__(self, base_url, connect_timeout, read_timeout, pool_size):
-        self.url = f"{base_url}/auth"
-        self.timeout = (connect_timeout, read_timeout)
-        self.session = requests.Session()
-        # app_b is an in-cluster peer: never route it through an HTTP(S)_PROXY from the env.
-        self.session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.path = urlsplit(base_url).path.rstrip("/") + "/auth"
+        self.read_timeout = read_timeout
+        self.pool = urllib3.connection_from_url(
+            base_url, maxsize=pool_size, retries=False,
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
 
     def _post(self, token, request_id):
         # A pooled connection that app_b closed (restart, idle timeout) fails on first use:
         # one retry on a fresh connection, but never after a timeout (that would double it).
         for attempt in (1, 2):
             try:
-                return self.session.post(self.url, json={"token": token}, timeout=self.timeout,
+                return self.pool.request("POST", self.path, json={"token": token},
                                          headers={"X-Request-ID": request_id})
-            except requests.Timeout:
+            except NewConnectionError:  # a subclass of ConnectTimeoutError, but no timeout
+                if attempt == 2:
+                    raise
+            except (ConnectTimeoutError, ReadTimeoutError):
                 raise
-            except requests.ConnectionError:
+            except HTTPError:
                 if attempt == 2:
                     raise
 
@@ -57,23 +58,18 @@ class AuthClient:
         """Ask app_b whether `token` is valid; never raises for upstream failures."""
         try:
             response = self._post(token, request_id)
-        except requests.ConnectTimeout:
+        except NewConnectionError as exc:  # refused, no such host: nobody listening
+            return AuthResult(Outcome.UNAVAILABLE, detail=type(exc).__name__)
+        except ConnectTimeoutError:
             return AuthResult(Outcome.UNAVAILABLE, detail="connect timeout")
-        except requests.Timeout:
-            return AuthResult(Outcome.TIMEOUT, detail=f"no answer within {self.timeout[1]} s")
-        except requests.ConnectionError as exc:
-            # Nobody listening (refused, no such host) is "unavailable"; a peer that answered
-            # with something other than HTTP, or hung up mid-answer, is a bad gateway.
-            reason = getattr(exc.args[0], "reason", None) if exc.args else None
-            if isinstance(reason, NewConnectionError):
-                return AuthResult(Outcome.UNAVAILABLE, detail=type(reason).__name__)
+        except ReadTimeoutError:
+            return AuthResult(Outcome.TIMEOUT, detail=f"no answer within {self.read_timeout} s")
+        except HTTPError as exc:  # answered with something other than HTTP, or hung up mid-answer
             return AuthResult(Outcome.BAD_GATEWAY, detail=str(exc)[:200])
-        except requests.RequestException as exc:
-            return AuthResult(Outcome.BAD_GATEWAY, detail=type(exc).__name__)
-        if response.status_code in (400, 401):
+        if response.status in (400, 401):
             return AuthResult(Outcome.UNKNOWN_TOKEN)
-        if response.status_code != 200:
-            return AuthResult(Outcome.BAD_GATEWAY, detail=f"status {response.status_code}")
+        if response.status != 200:
+            return AuthResult(Outcome.BAD_GATEWAY, detail=f"status {response.status}")
         try:
             username = response.json()["username"]
         except (ValueError, KeyError, TypeError):
