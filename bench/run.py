@@ -2,10 +2,14 @@
 
     .venv/bin/python bench/run.py [--requests 5000]
 
-Starts both stacks on loopback, drives them with ab (-c 4, as the acceptance run) and prints
-requests/s, p50, p99 and failures per row, then the ratios. Not a test: numbers, no verdict.
+Starts each stack on loopback in turn, drives it with ab (-c 4, as the acceptance run; and once
+with the Locust load test) and prints requests/s, p50, p99 and failures per row, then the ratios.
+Environment variables (GUNICORN_WORKERS, ...) pass through to this design. Not a test: numbers,
+no verdict.
 """
 import argparse
+import contextlib
+import json
 import os
 import re
 import sqlite3
@@ -68,46 +72,80 @@ class Naive(Service):
         raise TimeoutError(f"{self.module} not answering on {self.url}")
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=5000)
-    args = parser.parse_args()
-    work = tempfile.mkdtemp(prefix="bench-")
+@contextlib.contextmanager
+def this_design(work, **env):
+    """app_b + app_a as `make run` starts them, plus `env`; yields app_a."""
+    quiet = {"LOG_LEVEL": "WARNING", **env}  # request logs off: they would measure the disk
+    name = "-".join(f"{k}={v}" for k, v in env.items()) or "defaults"
+    app_b = Service("app_b", free_port(), {"APP_B_DB_PATH": os.path.join(work, f"{name}.sqlite3"),
+                                           "SEED_USERNAME": "admin", "SEED_TOKEN": "mytoken", **quiet},
+                    log_path=os.path.join(work, f"app_b-{name}.log"))
+    app_b.start()
+    try:
+        app_a = Service("app_a", free_port(), {"APP_B_URL": app_b.url, **quiet},
+                        log_path=os.path.join(work, f"app_a-{name}.log")).start()
+        try:
+            yield app_a
+        finally:
+            app_a.stop()
+    finally:
+        app_b.stop()
+
+
+@contextlib.contextmanager
+def naive(work):
     with sqlite3.connect(os.path.join(NAIVE, "naive_b.sqlite3")) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS users (username TEXT, token TEXT)")
         conn.execute("DELETE FROM users")
         conn.execute("INSERT INTO users VALUES ('admin', 'mytoken')")
-    quiet = {"LOG_LEVEL": "WARNING"}
-    app_b = Service("app_b", free_port(), {"APP_B_DB_PATH": os.path.join(work, "b.sqlite3"),
-                                           "SEED_USERNAME": "admin", "SEED_TOKEN": "mytoken", **quiet},
-                    log_path=os.path.join(work, "app_b.log"))
-    app_a = Service("app_a", free_port(), {"APP_B_URL": "", **quiet}, log_path=os.path.join(work, "app_a.log"))
-    naive_b = Naive("naive_b", free_port(), {}, os.path.join(work, "naive_b.log"))
-    naive_a = Naive("naive_a", free_port(), {}, os.path.join(work, "naive_a.log"))
-    started = []
+    naive_b = Naive("naive_b", free_port(), {}, os.path.join(work, "naive_b.log")).start()
     try:
-        for service in (app_b, naive_b):
-            started.append(service.start())
-        app_a.env["APP_B_URL"], naive_a.env["APP_B_URL"] = app_b.url, naive_b.url
-        for service in (app_a, naive_a):
-            started.append(service.start())
-        rows = {
-            "this design  POST /jobs": ab(f"{app_a.url}/jobs", args.requests, post=True),
-            "this design  GET /hello": ab(f"{app_a.url}/hello", args.requests),
-            "naive        POST /jobs": ab(f"{naive_a.url}/jobs", args.requests, post=True),
-            "naive        GET /hello": ab(f"{naive_a.url}/hello", args.requests),
-        }
+        naive_a = Naive("naive_a", free_port(), {"APP_B_URL": naive_b.url},
+                        os.path.join(work, "naive_a.log")).start()
+        try:
+            yield naive_a
+        finally:
+            naive_a.stop()
     finally:
-        for service in reversed(started):
-            service.stop()
+        naive_b.stop()
         os.remove(os.path.join(NAIVE, "naive_b.sqlite3"))
-    print(f"ab -n {args.requests} -c 4, {os.cpu_count()} cores\n")
-    print(f"{'row':26} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'failed':>7}")
+
+
+def locust(url, requests, work):
+    """The same POST /jobs load from loadtest/jobs.py (4 users); its whole-run summary."""
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "locust"), "-f", "loadtest/jobs.py",
+                    "--headless", "--host", url, "--requests", str(requests),
+                    "--html", os.path.join(work, "locust", "report.html"), "--max-p99-ms", "1e9",
+                    "--min-rps", "0"], cwd=REPO, capture_output=True, timeout=900, check=True)
+    with open(os.path.join(work, "locust", "summary.json")) as f:
+        summary = json.load(f)
+    return {"rps": summary["rps"], "p50": summary["p50_ms"], "p99": summary["p99_ms"],
+            "failed": summary["failures"]}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=5000)
+    args = parser.parse_args()
+    n, work = args.requests, tempfile.mkdtemp(prefix="bench-")
+    rows = {}
+    with this_design(work) as app:
+        rows["this design  POST /jobs"] = ab(f"{app.url}/jobs", n, post=True)
+        rows["this design  GET /hello"] = ab(f"{app.url}/hello", n)
+        rows["this design  POST /jobs, Locust"] = locust(app.url, n, work)
+    with this_design(work, METRICS_ENABLED="false") as app:
+        rows["metrics off  POST /jobs"] = ab(f"{app.url}/jobs", n, post=True)
+    with naive(work) as app:
+        rows["naive        POST /jobs"] = ab(f"{app.url}/jobs", n, post=True)
+        rows["naive        GET /hello"] = ab(f"{app.url}/hello", n)
+    print(f"ab -n {n} -c 4 (Locust: {n} requests, 4 users), {os.cpu_count()} cores\n")
+    print(f"{'row':32} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'failed':>7}")
     for name, row in rows.items():
-        print(f"{name:26} {row['rps']:8.0f} {row['p50']:7.0f} {row['p99']:7.0f} {row['failed']:7d}")
-    jobs, naive = rows["this design  POST /jobs"]["rps"], rows["naive        POST /jobs"]["rps"]
-    print(f"\nPOST /jobs vs naive: {jobs / naive:.2f}x;  "
-          f"POST /jobs as a fraction of GET /hello: {jobs / rows['this design  GET /hello']['rps']:.2f}")
+        print(f"{name:32} {row['rps']:8.0f} {row['p50']:7.0f} {row['p99']:7.0f} {row['failed']:7d}")
+    jobs, naive_jobs = rows["this design  POST /jobs"]["rps"], rows["naive        POST /jobs"]["rps"]
+    print(f"\nPOST /jobs vs naive: {jobs / naive_jobs:.2f}x (metrics off: "
+          f"{rows['metrics off  POST /jobs']['rps'] / naive_jobs:.2f}x);  POST /jobs as a fraction "
+          f"of GET /hello: {jobs / rows['this design  GET /hello']['rps']:.2f}")
 
 
 if __name__ == "__main__":
