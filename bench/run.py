@@ -28,8 +28,8 @@ from support import free_port  # noqa: E402
 NAIVE = os.path.join(REPO, "bench", "naive")
 
 
-def ab(url, requests, post=False):
-    command = ["ab", "-q", "-n", str(requests), "-c", "4"]
+def ab(url, requests, post=False, concurrency=4):
+    command = ["ab", "-q", "-n", str(requests), "-c", str(concurrency)]
     if post:
         command += ["-m", "POST", "-H", "Authorization: mytoken"]
     out = subprocess.run(command + [url], capture_output=True, text=True, timeout=600, check=True).stdout
@@ -133,6 +133,8 @@ def main():
         rows["this design  POST /jobs"] = ab(f"{app.url}/jobs", n, post=True)
         rows["this design  GET /hello"] = ab(f"{app.url}/hello", n)
         rows["this design  POST /jobs, Locust"] = locust(app.url, n, work)
+        # One client: the latency of a request that never waits for the CPU behind another.
+        rows["this design  POST /jobs, ab -c 1"] = ab(f"{app.url}/jobs", n, post=True, concurrency=1)
     with this_design(work, METRICS_ENABLED="false") as app:
         rows["metrics off  POST /jobs"] = ab(f"{app.url}/jobs", n, post=True)
     with naive(work) as app:

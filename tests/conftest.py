@@ -1,7 +1,14 @@
 """Fixtures shared by the repository-level suites (stack, images, manifests, load)."""
 import pytest
 from localstack import DEV_SEED, Service
-from support import free_port
+from support import REPORT, free_port
+
+
+def pytest_terminal_summary(terminalreporter):
+    if REPORT:
+        terminalreporter.section("real-cluster steps (tests/test_cluster.py)")
+        for line in REPORT:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

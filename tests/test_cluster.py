@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from support import IN_CI, REPO, clean_checkout, free_port, require_tool
+from support import IN_CI, REPO, REPORT, clean_checkout, free_port, require_tool
 
 CLUSTER = "app-ab-e2e"  # kind-app-ab-e2e: skaffold's ci profile activates on kind-.* contexts
 NAMESPACE = "app-ab"
@@ -28,7 +28,9 @@ TOKEN = {"Authorization": "mytoken"}
 
 
 def say(message):
+    """Print now (seen with -s) and again in the run's summary (seen always)."""
     print(f"[e2e] {message}", flush=True)
+    REPORT.append(message)
 
 
 class Cluster:
@@ -205,7 +207,7 @@ def test_locust_acceptance_load(cluster):
     with step(cluster, "locust -f loadtest/jobs.py --headless: 500 requests, 0 failures"):
         proc = locust(cluster)
         out, err = proc.communicate(timeout=300)
-        print(out.strip())
+        say(out.strip().splitlines()[-1] if out.strip() else "locust printed nothing")
         assert proc.returncode == 0, out + err[-3000:]
         result = summary(cluster)
         assert result["requests"] == 500 and result["failures"] == 0
@@ -251,7 +253,7 @@ def test_rollout_restarts_under_load_drop_nothing(cluster):
         finally:
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=60)
-        print(out.strip())
+        say(out.strip().splitlines()[-1] if out.strip() else "locust printed nothing")
         result = summary(cluster)
         assert result["requests"] > 100 and result["failures"] == 0, out + err[-3000:]
 
