@@ -51,10 +51,12 @@ class Cluster:
     def kubectl(self, *args, **kwargs):
         return self.run("kubectl", *args, **kwargs).stdout
 
-    def pods(self, app):
+    def pods(self, app, terminating=False):
+        """The app's pods; those being deleted only if `terminating`."""
         out = self.kubectl("-n", NAMESPACE, "get", "pods", "-l", f"app.kubernetes.io/name={app}",
                            "-o", "json")
-        return [pod for pod in json.loads(out)["items"] if not pod["metadata"].get("deletionTimestamp")]
+        return [pod for pod in json.loads(out)["items"]
+                if terminating or not pod["metadata"].get("deletionTimestamp")]
 
     def wait_rolled_out(self, timeout=180):
         for app in ("app-a", "app-b"):
@@ -248,8 +250,10 @@ def test_rollout_restarts_under_load_drop_nothing(cluster):
                 cluster.kubectl("-n", NAMESPACE, "rollout", "restart", f"deployment/{app}")
                 cluster.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{app}",
                                 "--timeout=180s", timeout=210)
-                # The old pod is gone only after its preStop and graceful stop: wait for that too.
-                assert poll(lambda: len(cluster.pods(app)) == 1, 60), f"old {app} pod lingers"
+                # Keep the load on until the old pod has run its preStop and stopped: that window,
+                # not the new pod's start, is where a careless rollout drops requests.
+                assert poll(lambda: len(cluster.pods(app, terminating=True)) == 1, 90), \
+                    f"old {app} pod lingers"
         finally:
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=60)
@@ -276,7 +280,7 @@ def test_app_b_pod_deleted_then_gone_then_back(cluster):
         def replaced():
             response = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
             statuses.append(response.status_code if response is not None else None)
-            pods = cluster.pods("app-b")
+            pods = cluster.pods("app-b", terminating=True)  # done once the old one is gone
             return len(pods) == 1 and pods[0]["metadata"]["name"] != old
 
         assert poll(replaced, 120), "app-b pod was not replaced"
@@ -299,7 +303,8 @@ def test_skaffold_dev_serves_an_edited_file_in_seconds(cluster, tmp_path):
     """`skaffold dev` with the default (minikube) overlay: an edited .py file is synced into the
     running pod and gunicorn reloads it; no rebuild, no new pod."""
     source = clean_checkout(tmp_path)  # the edit goes to a copy, never to the working tree
-    env = {**cluster.env, "BASE_IMAGE": "local/python:3.11-bookworm"}
+    base = cluster.run(str(Path(REPO, "scripts", "build-base-image.sh")), timeout=600).stdout.split()[-1]
+    env = {**cluster.env, "BASE_IMAGE": base}  # the default config's FROM needs a registry
     # -p -ci: the ci profile activates by itself on kind contexts; the dev loop is the default config.
     dev = subprocess.Popen(["skaffold", "dev", "-p", "-ci", "--kube-context", f"kind-{CLUSTER}",
                             "--port-forward=off", "--cleanup=true"],
