@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/run.py [--requests 5000]
 
-Starts each stack on loopback in turn, drives it with ab (-c 4, as the acceptance run; and once
-with the Locust load test) and prints requests/s, p50, p99 and failures per row, then the ratios.
+Starts the stacks on loopback, drives them with ab (-c 4, as the acceptance run) in interleaved
+rounds, once with the Locust load test and once with a single client, and prints requests/s, p50,
+p99 and failures per row (the median round), then the ratios.
 Environment variables (GUNICORN_WORKERS, ...) pass through to this design. Not a test: numbers,
 no verdict.
 """
@@ -123,24 +124,41 @@ def locust(url, requests, work):
             "failed": summary["failures"]}
 
 
+def median_row(samples):
+    """The round with the median throughput (its latencies come from the same round)."""
+    return sorted(samples, key=lambda row: row["rps"])[len(samples) // 2]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="ab rounds per row, rows interleaved; the median round is shown")
     args = parser.parse_args()
     n, work = args.requests, tempfile.mkdtemp(prefix="bench-")
-    rows = {}
-    with this_design(work) as app:
-        rows["this design  POST /jobs"] = ab(f"{app.url}/jobs", n, post=True)
-        rows["this design  GET /hello"] = ab(f"{app.url}/hello", n)
-        rows["this design  POST /jobs, Locust"] = locust(app.url, n, work)
+    with contextlib.ExitStack() as stacks:
+        # All stacks up at once and the rows interleaved round by round, so a slow spell of this
+        # shared machine lands on every row alike instead of on whichever ran then.
+        ours = stacks.enter_context(this_design(work))
+        no_metrics = stacks.enter_context(this_design(work, METRICS_ENABLED="false"))
+        old = stacks.enter_context(naive(work))
+        plan = {
+            "this design  POST /jobs": lambda: ab(f"{ours.url}/jobs", n, post=True),
+            "this design  GET /hello": lambda: ab(f"{ours.url}/hello", n),
+            "metrics off  POST /jobs": lambda: ab(f"{no_metrics.url}/jobs", n, post=True),
+            "naive        POST /jobs": lambda: ab(f"{old.url}/jobs", n, post=True),
+            "naive        GET /hello": lambda: ab(f"{old.url}/hello", n),
+        }
+        samples = {name: [] for name in plan}
+        for _ in range(args.rounds):
+            for name, measure in plan.items():
+                samples[name].append(measure())
+        rows = {name: median_row(runs) for name, runs in samples.items()}
+        rows["this design  POST /jobs, Locust"] = locust(ours.url, n, work)
         # One client: the latency of a request that never waits for the CPU behind another.
-        rows["this design  POST /jobs, ab -c 1"] = ab(f"{app.url}/jobs", n, post=True, concurrency=1)
-    with this_design(work, METRICS_ENABLED="false") as app:
-        rows["metrics off  POST /jobs"] = ab(f"{app.url}/jobs", n, post=True)
-    with naive(work) as app:
-        rows["naive        POST /jobs"] = ab(f"{app.url}/jobs", n, post=True)
-        rows["naive        GET /hello"] = ab(f"{app.url}/hello", n)
-    print(f"ab -n {n} -c 4 (Locust: {n} requests, 4 users), {os.cpu_count()} cores\n")
+        rows["this design  POST /jobs, ab -c 1"] = ab(f"{ours.url}/jobs", n, post=True, concurrency=1)
+    print(f"ab -n {n} -c 4, median of {args.rounds} interleaved rounds (Locust: {n} requests, "
+          f"4 users, once), {os.cpu_count()} cores\n")
     print(f"{'row':32} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'failed':>7}")
     for name, row in rows.items():
         print(f"{name:32} {row['rps']:8.0f} {row['p50']:7.0f} {row['p99']:7.0f} {row['failed']:7d}")
