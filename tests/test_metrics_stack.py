@@ -49,8 +49,10 @@ def workers(service, count=2):
 
 
 def post_auth(service):
-    # A fresh connection per request (no Session): any worker not stopped may accept it.
-    return requests.post(f"{service.url}/auth", data={"token": "mytoken"}, timeout=5)
+    # A fresh connection per request (no Session): any worker not stopped may accept it. The
+    # generous timeout: "ready" means one worker answered; with that one stopped, the request
+    # waits in the backlog until the other has finished booting (seconds on a loaded machine).
+    return requests.post(f"{service.url}/auth", data={"token": "mytoken"}, timeout=30)
 
 
 def test_every_scrape_sums_the_samples_of_all_workers(services):
