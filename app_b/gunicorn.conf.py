@@ -79,6 +79,11 @@ def post_fork(server, worker):
             del sys.modules[name]
 
 
+def post_worker_init(worker):
+    # gunicorn logs a worker's fork, not the end of its boot (imports, database set-up).
+    worker.log.info("Worker ready (pid: %s)", worker.pid)
+
+
 def child_exit(server, worker):
     # A dead worker's requests still count, but it no longer has any in flight.
     multiprocess.mark_process_dead(worker.pid, METRICS_DIR)
