@@ -219,22 +219,28 @@ def test_network_policy_is_enforced(cluster):
     """A pod outside app-ab (no policy limits its egress) reaches app-a's port but not app-b's."""
     probe_ns = "netpol-probe"
     image = cluster.pods("app-a")[0]["spec"]["containers"][0]["image"]
-    script = ("import sys, urllib.request\n"
-              "try:\n"
-              "    urllib.request.urlopen(sys.argv[1], timeout=3)\n"
-              "    print('reached')\n"
-              "except Exception as error:\n"
-              "    print('blocked', type(error).__name__)\n")
+    # A few tries: a new pod's NetworkPolicy rules are programmed moments after it starts.
+    script = ("import sys, time, urllib.request\n"
+              "for attempt in range(5):\n"
+              "    try:\n"
+              "        urllib.request.urlopen(sys.argv[1], timeout=3)\n"
+              "        sys.exit(print('reached'))\n"
+              "    except Exception as error:\n"
+              "        outcome = f'blocked {type(error).__name__}'\n"
+              "        time.sleep(1)\n"
+              "print(outcome)\n")
     cluster.kubectl("create", "namespace", probe_ns)
     try:
-        def probe(url):
-            out = cluster.kubectl("-n", probe_ns, "run", "probe", "--rm", "-i", "--restart=Never",
-                                  "--image", image, "--image-pull-policy=Never", "--quiet",
-                                  "--command", "--", "python3", "-c", script, url, timeout=120)
-            return out.strip()
+        def probe(name, url):
+            # Run to completion, then read the log: `kubectl run -i` can miss a short pod's output.
+            cluster.kubectl("-n", probe_ns, "run", name, "--restart=Never", "--image", image,
+                            "--image-pull-policy=Never", "--command", "--", "python3", "-c", script, url)
+            cluster.kubectl("-n", probe_ns, "wait", f"pod/{name}", "--timeout=120s",
+                            "--for=jsonpath={.status.phase}=Succeeded", timeout=150)
+            return cluster.kubectl("-n", probe_ns, "logs", name).strip()
         with step(cluster, "NetworkPolicy: an unlabelled pod cannot reach app-b, app-a can"):
-            assert probe(f"http://app-a.{NAMESPACE}.svc:5000/hello") == "reached"
-            assert probe(f"http://app-b.{NAMESPACE}.svc:5001/readyz").startswith("blocked")
+            assert probe("to-app-a", f"http://app-a.{NAMESPACE}.svc:5000/hello") == "reached"
+            assert probe("to-app-b", f"http://app-b.{NAMESPACE}.svc:5001/readyz").startswith("blocked")
             jobs = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
             assert jobs.status_code == 200, "app-a -> app-b must stay allowed"
     finally:
