@@ -27,27 +27,37 @@ class Service:
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self):
+        return [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+
     def start(self, timeout=20.0):
         out = open(self.log_path, "ab") if self.log_path else None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=os.path.join(REPO, self.app_dir), env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            self.command(), cwd=os.path.join(REPO, self.app_dir), env=self.env, stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True)  # own process group: signal() reaches master and workers
         if out:
             out.close()
         self.wait_ready(timeout)
         return self
 
+    def ready(self):
+        """One readiness check: /readyz answers 200."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:
+                return response.status == 200
+        except urllib.error.HTTPError:
+            return False
+
     def wait_ready(self, timeout):
-        """Poll /readyz until it answers 200; fail early if the process dies."""
+        """Poll `ready` until it holds; fail early if the process dies."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.app_dir} exited with {self.proc.returncode} during start-up")
             try:
-                with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        return
+                if self.ready():
+                    return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.05)  # polling interval, not a wait for readiness
