@@ -79,5 +79,5 @@ dev: ## skaffold dev: hot-reload edited .py files into the running pods
 loadtest: $(VENV)/.dev ## the ab acceptance load as Locust, against HOST (default the local stack)
 	locust -f loadtest/jobs.py --headless --host $(or $(HOST),http://127.0.0.1:5000)
 
-bench: $(VENV)/.dev ## benchmark: this design vs the naive original design, ab -c 4, one run
+bench: $(VENV)/.dev ## benchmark: this design vs the naive original design (ab rounds, Locust)
 	$(VENV)/bin/python bench/run.py

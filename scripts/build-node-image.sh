@@ -79,8 +79,11 @@ go_build crictl "-X sigs.k8s.io/cri-tools/pkg/version.Version=$(module_version c
 go_build kube-router "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
   github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 
+# The images kubeadm will ask the node's containerd for, by name.
+mapfile -t kube_images < <("$bin/kubeadm" config images list --kubernetes-version "$KUBE_VERSION")
+
 # pause: a few lines of C in the Kubernetes tree, built the way upstream builds it.
-pause_version=$("$bin/kubeadm" config images list --kubernetes-version "$KUBE_VERSION" | sed -n 's|.*/pause:||p')
+pause_version=$(printf '%s\n' "${kube_images[@]}" | sed -n 's|.*/pause:||p')
 kube_dir=$(cd "$repo/tools/kubernetes" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
 gcc -Os -Wall -Werror -static -DVERSION="v$pause_version" -o "$bin/pause" "$kube_dir/build/pause/linux/pause.c"
 strip "$bin/pause"
@@ -109,10 +112,10 @@ component_image() {
     | DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$name" -f - "$context" >/dev/null
   "$DOCKER" save -o "$context/images/${binary}.tar" "$name"
 }
-check_version() {  # check_version IMAGE WANTED BUILT: kubeadm's tag must match the built version
+check_version() {  # check_version IMAGE BUILT: kubeadm's tag for IMAGE must name the built version
   [[ ${1##*:} == "$2"* ]] || { say "kubeadm $KUBE_VERSION wants $1 but tools/ builds $2; align the versions"; exit 1; }
 }
-while read -r image; do
+for image in "${kube_images[@]}"; do
   case ${image##*/} in
     kube-proxy:*) component_image "$image" "$NETFILTER_BASE" kube-proxy ;;
     kube-*) name=${image##*/}; component_image "$image" scratch "${name%%:*}" ;;
@@ -121,7 +124,7 @@ while read -r image; do
     pause:*) component_image "$image" scratch pause ;;
     *) say "no recipe for $image"; exit 1 ;;
   esac
-done < <("$bin/kubeadm" config images list --kubernetes-version "$KUBE_VERSION")
+done
 component_image "local/kube-router:$KUBE_ROUTER_VERSION" "$NETFILTER_BASE" kube-router
 
 cp "$bin"/{kubeadm,kubelet,kubectl,crictl} "$context/bin/"

@@ -140,6 +140,7 @@ wait_for_engine() {
 }
 
 install_packages
-start_dockerd "$(configure_daemon)"
+settings=$(configure_daemon)  # an assignment, so set -e sees configure_daemon fail
+start_dockerd "$settings"
 wait_for_engine
 say "Docker engine ready ($(/usr/bin/docker version --format '{{.Server.Version}}'))"
