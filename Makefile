@@ -10,7 +10,7 @@ BIN := $(CURDIR)/.bin
 # Project-built Go tools (skaffold, kind, kustomize) come first.
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help run test tools docker base-image lock loadtest bench \
+.PHONY: help run test lint tools docker base-image lock loadtest bench \
         node-image cluster cluster-delete e2e run-app build-task scan-images deploy-task dev
 
 help: ## list the targets
@@ -28,25 +28,28 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime ## run app_b and app_a locally on 127.0.0.1:5001/5000 (no cluster needed)
 	$(VENV)/bin/python scripts/localstack.py
 
-test: $(VENV)/.dev ## run the whole test suite (builds the Go tools first where Go is installed)
-	@if command -v go >/dev/null; then scripts/install-go-tools.sh; \
+test: lint ## lint, then the whole test suite (builds the Go tools first where Go is installed)
+	@if command -v go >/dev/null; then offline/go-tools.sh; \
 	 else echo "go not found: tests needing skaffold/kind/kustomize will skip (CI installs them)"; fi
 	$(VENV)/bin/python -m pytest
 
-tools: ## build skaffold, kind and kustomize from Go modules into .bin/
-	scripts/install-go-tools.sh
+lint: $(VENV)/.dev ## ruff and shellcheck over the whole repository (any finding fails)
+	scripts/lint.sh
+
+tools: ## build skaffold, kind and kustomize from Go modules into .bin/ (offline/README.md)
+	offline/go-tools.sh
 
 docker: ## install and start a Docker engine where none runs (root)
-	scripts/ensure-docker.sh
+	offline/docker-engine.sh
 
-base-image: docker ## build the offline Debian base image the Dockerfiles can start from
-	scripts/build-base-image.sh
+base-image: docker ## build the offline Debian base image (used when OFFLINE_BASE_IMAGE=true)
+	offline/base-image.sh
 
 node-image: docker ## build the offline kind node image (Kubernetes from Go modules; root)
-	scripts/build-node-image.sh
+	offline/node-image.sh
 
 cluster: docker tools ## create the kind cluster "app-ab" (context kind-app-ab) from the node image
-	kind create cluster --config kind/cluster.yaml --image "$$(scripts/build-node-image.sh)" --wait 3m
+	kind create cluster --config offline/kind/cluster.yaml --image "$$(offline/node-image.sh)" --wait 3m
 
 cluster-delete: ## delete the kind cluster "app-ab"
 	kind delete cluster --name app-ab
@@ -80,4 +83,4 @@ loadtest: $(VENV)/.dev ## the ab acceptance load as Locust, against HOST (defaul
 	locust -f loadtest/jobs.py --headless --host $(or $(HOST),http://127.0.0.1:5000)
 
 bench: $(VENV)/.dev ## benchmark: this design vs the naive original design (ab rounds, Locust)
-	$(VENV)/bin/python bench/run.py
+	PYTHONPATH=scripts $(VENV)/bin/python bench/run.py

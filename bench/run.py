@@ -1,6 +1,6 @@
 """Benchmark: this design against a naive re-implementation of the original one, same run.
 
-    .venv/bin/python bench/run.py [--requests 5000]
+    make bench      (= PYTHONPATH=scripts .venv/bin/python bench/run.py [--requests 5000])
 
 Starts the stacks on loopback, drives them with ab (-c 4, as the acceptance run) in interleaved
 rounds, once with the Locust load test and once with a single client, and prints requests/s, p50,
@@ -20,10 +20,7 @@ import tempfile
 import urllib.error
 import urllib.request
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [os.path.join(REPO, "scripts"), os.path.join(REPO, "tests")]
-from localstack import Service  # noqa: E402
-from support import free_port  # noqa: E402
+from localstack import REPO, Service, free_port
 
 NAIVE = os.path.join(REPO, "bench", "naive")
 

@@ -1,33 +1,35 @@
 #!/usr/bin/env bash
-# Build one service image with BuildKit, the way CI and the Makefile do.
+# Build one service image with BuildKit, the way Skaffold, make and the tests do. The context is
+# the repository root (the shared servicekit/ is there); <service>/Dockerfile.dockerignore
+# decides what of it the build sees.
 #
 #   scripts/docker-build.sh app_a|app_b [extra `docker build` arguments...]
 #
 # Environment:
 #   IMAGE       tag to give the image (default <service>:dev; Skaffold's custom builder sets it)
-#   BASE_IMAGE  passed as --build-arg BASE_IMAGE when set, e.g. the output of
-#               scripts/build-base-image.sh; unset: the Dockerfile's default (needs a registry)
+#   BASE_IMAGE  passed as --build-arg BASE_IMAGE when set; unset: the Dockerfile's default, the
+#               official digest-pinned python image (needs a registry)
+#   OFFLINE_BASE_IMAGE=true  no registry reachable (this project's CI): build the Debian-only
+#               base image first (offline/base-image.sh, root) and use it as BASE_IMAGE
 #   BUILD_CA_BUNDLE  CA bundle handed to pip as the "ca" build secret (default: the host's bundle,
 #               /etc/ssl/certs/ca-certificates.crt, which includes a TLS-intercepting proxy's CA)
-#   DOCKER      client to use. Default: Debian's /usr/bin/docker (20.10, BuildKit built in) when
-#               present, else `docker` from PATH (which must then have buildx)
+#   DOCKER      client to use (default: Debian's /usr/bin/docker, BuildKit built in, when present)
 set -euo pipefail
 
 service=${1:?usage: $0 app_a|app_b [docker build args...]}
 shift
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-context=$repo/$service
-[[ -f $context/Dockerfile ]] || { echo "docker-build: no $context/Dockerfile" >&2; exit 2; }
-
-if [[ -z ${DOCKER:-} ]]; then
-  DOCKER=docker
-  [[ -x /usr/bin/docker ]] && DOCKER=/usr/bin/docker
-fi
+# shellcheck source=scripts/lib.sh
+. "$repo/scripts/lib.sh"
+[[ -f $repo/$service/Dockerfile ]] || { echo "docker-build: no $service/Dockerfile" >&2; exit 2; }
 export DOCKER_BUILDKIT=1
 
-args=(--tag "${IMAGE:-$service:dev}" --file "$context/Dockerfile")
+if [[ ${OFFLINE_BASE_IMAGE:-} == true && -z ${BASE_IMAGE:-} ]]; then
+  BASE_IMAGE=$("$repo/offline/base-image.sh")
+fi
+args=(--tag "${IMAGE:-$service:dev}" --file "$repo/$service/Dockerfile")
 [[ -n ${BASE_IMAGE:-} ]] && args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
 ca=${BUILD_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 [[ -s $ca ]] && args+=(--secret "id=ca,src=$ca")
 
-exec "$DOCKER" build "${args[@]}" "$@" "$context"
+exec "$DOCKER" build "${args[@]}" "$@" "$repo"

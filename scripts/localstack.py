@@ -5,6 +5,7 @@ The integration tests drive the same `Service` class, so what they prove is what
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,12 +16,31 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEV_SEED = {"SEED_USERNAME": "admin", "SEED_TOKEN": "mytoken"}  # dev-only default user
 
 
+def free_port():
+    """A loopback TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def poll(check, timeout, interval=0.05):
+    """Call `check` until it returns a true value and return that; at the deadline return its
+    last (false) value. Exceptions from `check` propagate: it can fail early."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() >= deadline:
+            return result
+        time.sleep(interval)  # polling interval
+
+
 class Service:
     """One gunicorn process serving `app_dir` on 127.0.0.1:`port`."""
 
     def __init__(self, app_dir, port, env, log_path=None):
         self.app_dir, self.port, self.log_path = app_dir, port, log_path
-        self.env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
+        # The services import the shared kit (servicekit/) from the repository root.
+        self.env = {**os.environ, "PYTHONPATH": REPO, "HOST": "127.0.0.1", "PORT": str(port), **env}
         self.proc = None
 
     @property
@@ -51,17 +71,15 @@ class Service:
 
     def wait_ready(self, timeout):
         """Poll `ready` until it holds; fail early if the process dies."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def up():
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.app_dir} exited with {self.proc.returncode} during start-up")
             try:
-                if self.ready():
-                    return
+                return self.ready()
             except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.05)  # polling interval, not a wait for readiness
-        raise TimeoutError(f"{self.app_dir} not ready on {self.url} after {timeout} s")
+                return False
+        if not poll(up, timeout):
+            raise TimeoutError(f"{self.app_dir} not ready on {self.url} after {timeout} s")
 
     def signal(self, sig):
         """Send `sig` to gunicorn's master and workers (e.g. SIGSTOP to freeze the service)."""
@@ -99,7 +117,8 @@ def main():
               f"  curl {app_a.url}/hello\n"
               f"  curl -X POST -H 'Authorization: {token}' {app_a.url}/jobs\n"
               f"  ab -m POST -H 'Authorization: {token}' -n 500 -c 4 {app_a.url}/jobs\n"
-              f"  .venv/bin/locust -f loadtest/jobs.py --headless --host {app_a.url}\n", flush=True)
+              f"  {'' if token == DEV_SEED['SEED_TOKEN'] else f'LOCUST_TOKEN={token} '}make loadtest\n",
+              flush=True)
         while app_a.proc.poll() is None and app_b.proc.poll() is None:
             time.sleep(0.5)  # supervising: wake up to notice a crashed service
         print("a service exited; stopping the stack", file=sys.stderr)

@@ -7,7 +7,6 @@ The tests run in file order and share one cluster (module fixture). Traffic goes
 Service, which spreads requests over ready pods, so a rollout is seen the way clients see it.
 Every step prints what it checked and how long it took; a failing step dumps pods, events, logs.
 """
-import contextlib
 import json
 import os
 import signal
@@ -16,116 +15,22 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
-import yaml
-from support import IN_CI, REPO, REPORT, clean_checkout, free_port, require_tool
 
-CLUSTER = "app-ab-e2e"  # kind-app-ab-e2e: skaffold's ci profile activates on kind-.* contexts
-NAMESPACE = "app-ab"
-NODE_PORT = 30500
-JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
-TOKEN = {"Authorization": "mytoken"}
-
-
-def say(message):
-    """Print now (seen with -s) and again in the run's summary (seen always)."""
-    print(f"[e2e] {message}", flush=True)
-    REPORT.append(message)
-
-
-class Cluster:
-    def __init__(self, kubeconfig, tmp):
-        self.tmp = tmp
-        self.url = None  # 127.0.0.1:<mapped port> -> NodePort -> app-a pods
-        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "SKAFFOLD_UPDATE_CHECK": "false",
-                    "PATH": os.pathsep.join([str(Path(REPO, ".bin")), str(Path(REPO, ".venv", "bin")),
-                                             os.environ["PATH"]])}
-
-    def run(self, *command, timeout=300, check=True, cwd=REPO, **kwargs):
-        result = subprocess.run(command, cwd=cwd, env=self.env, capture_output=True, text=True,
-                                timeout=timeout, **kwargs)
-        if check:
-            assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}\n{result.stderr}"
-        return result
-
-    def kubectl(self, *args, **kwargs):
-        return self.run("kubectl", *args, **kwargs).stdout
-
-    def pods(self, app, terminating=False):
-        """The app's pods; those being deleted only if `terminating`."""
-        out = self.kubectl("-n", NAMESPACE, "get", "pods", "-l", f"app.kubernetes.io/name={app}",
-                           "-o", "json")
-        return [pod for pod in json.loads(out)["items"]
-                if terminating or not pod["metadata"].get("deletionTimestamp")]
-
-    def wait_rolled_out(self, timeout=180):
-        for app in ("app-a", "app-b"):
-            self.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{app}",
-                         f"--timeout={timeout}s", timeout=timeout + 30)
-
-    def dump(self):
-        """What a reader needs when a step failed: pods, events and the apps' logs."""
-        for args in (("get", "pods", "-A", "-o", "wide"),
-                     ("get", "events", "-A", "--sort-by=.lastTimestamp"),
-                     *(("-n", NAMESPACE, "logs", "-l", f"app.kubernetes.io/name={app}",
-                        "--all-containers", "--tail=40", "--prefix") for app in ("app-a", "app-b"))):
-            result = self.run("kubectl", *args, check=False, timeout=60)
-            print(f"--- kubectl {' '.join(args)}\n{result.stdout}{result.stderr}")
-
-
-@contextlib.contextmanager
-def step(cluster, name):
-    started = time.monotonic()
-    try:
-        yield
-    except BaseException:
-        say(f"FAILED: {name} after {time.monotonic() - started:.1f} s; cluster state follows")
-        cluster.dump()
-        raise
-    say(f"ok: {name} ({time.monotonic() - started:.1f} s)")
-
-
-def poll(check, timeout, interval=0.2):
-    """Call `check` until it returns a truthy value; return it, or None at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(interval)  # polling interval
-    return None
-
-
-def get(url, **kwargs):
-    try:
-        return requests.request(kwargs.pop("method", "GET"), url, timeout=5, **kwargs)
-    except requests.RequestException:
-        return None
-
-
-@contextlib.contextmanager
-def port_forward(cluster, target, remote_port):
-    """`kubectl port-forward` on 127.0.0.1; yields the local base URL once it answers."""
-    port = free_port()
-    proc = subprocess.Popen(["kubectl", "-n", NAMESPACE, "port-forward", "--address", "127.0.0.1",
-                             target, f"{port}:{remote_port}"], env=cluster.env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert poll(lambda: get(f"{url}/healthz"), 30), f"port-forward to {target} never answered"
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def kind_config(path, host_port):
-    """kind/cluster.yaml plus a mapping 127.0.0.1:host_port -> the test NodePort."""
-    config = yaml.safe_load(Path(REPO, "kind", "cluster.yaml").read_text())
-    config["nodes"][0]["extraPortMappings"] = [
-        {"containerPort": NODE_PORT, "hostPort": host_port, "listenAddress": "127.0.0.1"}]
-    path.write_text(yaml.safe_dump(config))
-    return path
+from harness.cluster import (
+    CLUSTER,
+    NAMESPACE,
+    NODE_PORT,
+    Cluster,
+    get,
+    jobs_body,
+    kind_config,
+    locust,
+    port_forward,
+    say,
+    step,
+    summary,
+)
+from harness.stack import IN_CI, JOBS_TEXT, REPO, TOKEN, clean_checkout, free_port, poll, require_tool
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +43,7 @@ def cluster(tmp_path_factory):
         pytest.skip("building the kind node image needs root (debootstrap)")
     tmp = tmp_path_factory.mktemp("cluster")
     started = time.monotonic()
-    built = subprocess.run([str(Path(REPO, "scripts", "build-node-image.sh"))], capture_output=True,
+    built = subprocess.run([str(Path(REPO, "offline", "node-image.sh"))], capture_output=True,
                            text=True, timeout=3600)
     assert built.returncode == 0, f"node image build failed:\n{built.stderr[-4000:]}"
     image = built.stdout.split()[-1]
@@ -194,17 +99,6 @@ def test_skaffold_verify_and_outside_traffic(cluster):
             assert refused.status_code == 401
 
 
-def locust(cluster, *args, **kwargs):
-    return subprocess.Popen(
-        [str(Path(REPO, ".venv", "bin", "locust")), "-f", "loadtest/jobs.py", "--headless",
-         "--host", cluster.url, "--html", str(cluster.tmp / "locust" / "report.html"), *args],
-        cwd=REPO, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
-
-
-def summary(cluster):
-    return json.loads((cluster.tmp / "locust" / "summary.json").read_text())
-
-
 def test_locust_acceptance_load(cluster):
     with step(cluster, "locust -f loadtest/jobs.py --headless: 500 requests, 0 failures"):
         proc = locust(cluster)
@@ -258,7 +152,7 @@ def test_rollout_restarts_under_load_drop_nothing(cluster):
                                 "--timeout=180s", timeout=210)
                 # Keep the load on until the old pod has run its preStop and stopped: that window,
                 # not the new pod's start, is where a careless rollout drops requests.
-                assert poll(lambda: len(cluster.pods(app, terminating=True)) == 1, 90), \
+                assert poll(lambda app=app: len(cluster.pods(app, terminating=True)) == 1, 90), \
                     f"old {app} pod lingers"
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -266,13 +160,6 @@ def test_rollout_restarts_under_load_drop_nothing(cluster):
         say(out.strip().splitlines()[-1] if out.strip() else "locust printed nothing")
         result = summary(cluster)
         assert result["requests"] > 100 and result["failures"] == 0, out + err[-3000:]
-
-
-def jobs_body(cluster, status):
-    """The body of POST /jobs if it answered `status`, else None. (Not the response itself: a
-    requests.Response is falsy for any 4xx/5xx, which `poll` would take for "not yet".)"""
-    response = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
-    return response.text if response is not None and response.status_code == status else None
 
 
 def test_app_b_pod_deleted_then_gone_then_back(cluster):
@@ -309,12 +196,10 @@ def test_skaffold_dev_serves_an_edited_file_in_seconds(cluster, tmp_path):
     """`skaffold dev` with the default (minikube) overlay: an edited .py file is synced into the
     running pod and gunicorn reloads it; no rebuild, no new pod."""
     source = clean_checkout(tmp_path)  # the edit goes to a copy, never to the working tree
-    base = cluster.run(str(Path(REPO, "scripts", "build-base-image.sh")), timeout=600).stdout.split()[-1]
-    env = {**cluster.env, "BASE_IMAGE": base}  # the default config's FROM needs a registry
     # -p -ci: the ci profile activates by itself on kind contexts; the dev loop is the default config.
     dev = subprocess.Popen(["skaffold", "dev", "-p", "-ci", "--kube-context", f"kind-{CLUSTER}",
                             "--port-forward=off", "--cleanup=true"],
-                           cwd=source, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           cwd=source, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, start_new_session=True)
     log = []
     try:

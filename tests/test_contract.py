@@ -2,13 +2,14 @@
 schemathesis fuzzes the live service (real gunicorn on loopback) against it with every check on."""
 import re
 
-import app_a
-import app_b
 import pytest
 import schemathesis
 import yaml
-from localstack import DEV_SEED
 from schemathesis.config import SchemathesisConfig
+
+import app_a
+import app_b
+from harness.stack import DEV_SEED
 
 # Flask answers these for every route by itself; schemathesis leaves them out as well.
 IMPLICIT_METHODS = {"HEAD", "OPTIONS"}

@@ -1,5 +1,6 @@
-"""The two images: built from a clean copy of the working tree (on the offline base image unless
-BASE_IMAGE names another), run locked down, talking to each other over a Docker network.
+"""The two images: built from a clean copy of the working tree with scripts/docker-build.sh (its
+base image as BASE_IMAGE / OFFLINE_BASE_IMAGE choose), run locked down, talking to each other
+over a Docker network.
 
 Locked down = read-only root filesystem, tmpfs /tmp, no capabilities, no-new-privileges, uid
 10001; ports published on 127.0.0.1 only. Everything created here carries one per-session name
@@ -13,113 +14,20 @@ import shutil
 import subprocess
 import tarfile
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 import requests
-from support import IN_CI, clean_checkout, require_tool
 
-REPO = Path(__file__).resolve().parents[1]
+from harness.docker import PREFIX, docker_engine
+from harness.stack import JOBS_TEXT, REPO, clean_checkout, require_tool
+
 SERVICES = {"app_a": 5000, "app_b": 5001}
-PREFIX = f"app-ab-images-{uuid.uuid4().hex[:8]}"
-LOCKED_DOWN = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
-               "--security-opt", "no-new-privileges", "--user", "10001:10001"]
 SEED_USER = "image-test"
-JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
 
 
 @pytest.fixture(scope="session")
-def docker():
-    """The docker client, once an engine answers (skip on a laptop without one, fail in CI)."""
-    cli = require_tool("docker")
-    info = subprocess.run([cli, "info"], capture_output=True, text=True, timeout=60)
-    if info.returncode != 0:
-        reason = "no Docker engine answers (run scripts/ensure-docker.sh as root)"
-        if IN_CI:
-            pytest.fail(f"CI=true but {reason}: {info.stderr.strip()}", pytrace=False)
-        pytest.skip(reason)
-    return Docker(cli)
-
-
-class Docker:
-    """Thin wrapper over the CLI that remembers what it created, for cleanup."""
-
-    def __init__(self, cli):
-        self.cli = cli
-        self.created = []  # (kind, name), removed in reverse order
-
-    def __call__(self, *args, check=True, timeout=120, env=None):
-        result = subprocess.run([self.cli, *args], capture_output=True, text=True, timeout=timeout,
-                                env={**os.environ, **(env or {})})
-        if check and result.returncode != 0:
-            raise AssertionError(f"docker {' '.join(args)} failed ({result.returncode}):\n"
-                                 f"{result.stdout}{result.stderr}")
-        return result
-
-    def network(self):
-        name = f"{PREFIX}-net-{uuid.uuid4().hex[:6]}"
-        self("network", "create", name)
-        self.created.append(("network", name))
-        return name
-
-    def volume(self):
-        name = f"{PREFIX}-data-{uuid.uuid4().hex[:6]}"
-        self("volume", "create", name)
-        self.created.append(("volume", name))
-        return name
-
-    def start(self, image, port, *options, env=None):
-        """Run `image` locked down with `port` published on a random 127.0.0.1 port, wait for
-        /readyz; env values travel through this process's environment, not the command line."""
-        name = f"{PREFIX}-{uuid.uuid4().hex[:6]}"
-        env = env or {}
-        env_flags = [flag for key in env for flag in ("--env", key)]
-        self("run", "--detach", "--name", name, *LOCKED_DOWN, "--publish", f"127.0.0.1::{port}",
-             *env_flags, *options, image, env=env)
-        self.created.append(("container", name))
-        host_port = self("port", name, f"{port}/tcp").stdout.split()[0]
-        container = Container(self, name, f"http://{host_port}")
-        container.wait_ready()
-        return container
-
-    def remove(self, kind, name):
-        flags = {"container": ["rm", "--force", "--volumes"], "network": ["network", "rm"],
-                 "volume": ["volume", "rm", "--force"]}[kind]
-        self(*flags, name, check=False)
-
-    def cleanup(self):
-        while self.created:
-            self.remove(*self.created.pop())
-
-
-class Container:
-    def __init__(self, docker, name, url):
-        self.docker, self.name, self.url = docker, name, url
-
-    def state(self):
-        return json.loads(self.docker("inspect", "--format", "{{json .State}}", self.name).stdout)
-
-    def logs(self):
-        result = self.docker("logs", self.name, check=False)
-        return result.stdout + result.stderr
-
-    def wait_ready(self, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.state()["Running"]:
-                raise AssertionError(f"{self.name} exited during start-up:\n{self.logs()}")
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)  # polling interval, not a wait for readiness
-        raise AssertionError(f"{self.name} not ready after {timeout} s:\n{self.logs()}")
-
-
-@pytest.fixture(scope="session")
-def engine(docker):
+def engine():
+    docker = docker_engine()
     yield docker
     docker.cleanup()
 
@@ -130,19 +38,13 @@ def images(engine, tmp_path_factory):
     source = REPO
     if shutil.which("git") and (REPO / ".git").exists():
         source = clean_checkout(tmp_path_factory.mktemp("checkout"))
-    base = os.environ.get("BASE_IMAGE")
-    if not base:
-        built = subprocess.run([str(source / "scripts" / "build-base-image.sh")],
-                               capture_output=True, text=True, timeout=600)
-        assert built.returncode == 0, f"base image build failed:\n{built.stderr}"
-        base = built.stdout.split()[-1]
     tags = {}
     try:
         for service in SERVICES:
             tag = f"{PREFIX}-{service}:test"
             build = subprocess.run([str(source / "scripts" / "docker-build.sh"), service, "--quiet"],
                                    capture_output=True, text=True, timeout=900,
-                                   env={**os.environ, "BASE_IMAGE": base, "IMAGE": tag})
+                                   env={**os.environ, "IMAGE": tag})
             assert build.returncode == 0, f"{service} build failed:\n{build.stdout}{build.stderr}"
             tags[service] = tag
         yield tags

@@ -5,7 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from support import REPO, free_port
+
+from harness.stack import REPO, free_port
 
 LOCUST = os.path.join(os.path.dirname(sys.executable), "locust")
 

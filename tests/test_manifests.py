@@ -5,7 +5,8 @@ import subprocess
 
 import pytest
 import yaml
-from support import REPO, require_tool
+
+from harness.stack import REPO, require_tool
 
 OVERLAYS = ("minikube", "ci")
 K8S_VERSIONS = ("1.32.0", "1.34.0")  # kind's 1.34 in CI; 1.32 for older minikube installs
@@ -184,10 +185,10 @@ def test_skaffold_diagnose_and_render_offline(profile, tmp_path):
 
 @pytest.mark.docker
 def test_skaffold_builds_and_unit_tests_both_images_for_ci(tmp_path):
-    """`skaffold build -p ci` with the local engine and the offline base image, then `skaffold test`."""
+    """`skaffold build -p ci` with the local engine (on the offline base image where CI sets
+    OFFLINE_BASE_IMAGE), then `skaffold test`."""
     skaffold = require_tool("skaffold")
     require_tool("docker")
-    run("scripts/build-base-image.sh")
     artifacts = tmp_path / "build.json"
     run(skaffold, "build", "-p", "ci", "--file-output", str(artifacts), env=SKAFFOLD_ENV)
     builds = json.loads(artifacts.read_text())["builds"]

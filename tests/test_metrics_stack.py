@@ -6,14 +6,14 @@ import signal
 import sqlite3
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
-from support import free_port
+
+from harness.stack import free_port, poll
 
 OUTCOMES = ("ok", "unknown_token", "timeout", "unavailable", "bad_gateway")
 
@@ -29,23 +29,14 @@ def value(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())), 0)
 
 
-def eventually(check, timeout=15.0):
-    """Poll `check` until it returns a true value; fail with its last value after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            assert result
-            return result
-        time.sleep(0.05)  # polling interval
-
-
 def workers(service, count=2):
     """The pids of the service's gunicorn workers, once there are `count` of them."""
     def pids():
         children = psutil.Process(service.proc.pid).children()
         return len(children) == count and [child.pid for child in children]
-    return eventually(pids)
+    found = poll(pids, 15)
+    assert found
+    return found
 
 
 def post_auth(service):
@@ -58,8 +49,8 @@ def test_every_scrape_sums_the_samples_of_all_workers(services):
     first, second = workers(app_b)
     # Both booted, not just forked: a worker stopped while it sets the database up would hold
     # SQLite's lock, and the other one could not serve.
-    eventually(lambda: all(f"Worker ready (pid: {pid})" in services.logs("app_b")
-                           for pid in (first, second)))
+    assert poll(lambda: all(f"Worker ready (pid: {pid})" in services.logs("app_b")
+                           for pid in (first, second)), 15)
     for frozen in (second, first):
         # With one worker stopped, the other accepts every connection: both serve 10 requests.
         os.kill(frozen, signal.SIGSTOP)
@@ -130,12 +121,12 @@ def test_killed_workers_leave_no_request_in_flight(services):
 
     caller = threading.Thread(target=hang, daemon=True)
     caller.start()
-    eventually(lambda: in_flight() == 2)  # the hung request and the scrape itself
+    assert poll(lambda: in_flight() == 2, 15)  # the hung request and the scrape itself
     for pid in workers(app_a):
         os.kill(pid, signal.SIGKILL)
     caller.join(10)
     # gunicorn's child_exit hook drops the dead workers' share; the new ones count the scrape.
-    eventually(lambda: in_flight() == 1)
+    assert poll(lambda: in_flight() == 1, 15)
 
 
 def test_the_servers_own_samples_directory_is_removed_on_exit(services):
@@ -143,7 +134,7 @@ def test_the_servers_own_samples_directory_is_removed_on_exit(services):
     directory = Path(tempfile.gettempdir()) / f"app_b-metrics-{app_b.proc.pid}"
     # Each worker writes files named after its pid once its app is loaded. Waiting for both also
     # keeps SIGTERM out of a booting worker, which gunicorn would leave running.
-    eventually(lambda: len({path.stem.rsplit("_", 1)[1] for path in directory.glob("*.db")}) == 2)
+    assert poll(lambda: len({path.stem.rsplit("_", 1)[1] for path in directory.glob("*.db")}) == 2, 15)
     assert app_b.stop() == 0
     assert not directory.exists()
 

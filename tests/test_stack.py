@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from localstack import DEV_SEED, Service
-from support import REPO, free_port
 
-JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
+from harness.stack import DEV_SEED, JOBS_TEXT, REPO, Service, free_port, poll
 
 
 @pytest.fixture
@@ -157,7 +155,7 @@ def test_sigterm_stops_gracefully(services):
 
 @pytest.mark.parametrize("app, path, old, new", [
     ("app_a", "/hello", '"Hello there"', '"Hello, reloaded"'),
-    ("app_b", "/healthz", 'status="ok"', 'status="reloaded"'),
+    ("app_b", "/readyz", 'status="ready"', 'status="reloaded"'),
 ])
 def test_reload_serves_edited_code(tmp_path, app, path, old, new):
     """GUNICORN_RELOAD (the skaffold dev loop): an edited module is what the next request runs."""
@@ -175,12 +173,13 @@ def test_reload_serves_edited_code(tmp_path, app, path, old, new):
         views = copy / app / "views.py"
         assert old in views.read_text()
         views.write_text(views.read_text().replace(old, new))
-        deadline = time.monotonic() + 30
-        while expected not in requests.get(service.url + path, timeout=5).text:
-            assert time.monotonic() < deadline, (tmp_path / "log").read_text()[-2000:]
+        def served():
+            if expected in requests.get(service.url + path, timeout=5).text:
+                return True
             # gunicorn's polling reloader takes the first mtime it sees as the baseline, and
             # it may first look at views.py after the edit: save again until it notices.
             os.utime(views)
-            time.sleep(0.2)  # polling interval
+            return False
+        assert poll(served, 30, interval=0.2), (tmp_path / "log").read_text()[-2000:]
     finally:
         service.stop()

@@ -1,21 +1,21 @@
 """HTTP routes of app_a."""
+import logging
 import re
-from pathlib import Path
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
+from servicekit.web import error
+
 from .auth_client import Outcome
-from .web import error, log
 
 bp = Blueprint("app_a", __name__)
+log = logging.getLogger("app_a")
 
 JOBS = ({"title": "Devops", "description": "Awesome"},)
 JOBS_TEXT = "Jobs:\n" + "".join(f"Title: {j['title']}\nDescription: {j['description']}\n" for j in JOBS)
 # Visible ASCII without spaces: what an opaque token (RFC 6750 b64token) may contain.
 TOKEN = re.compile(r"[\x21-\x7e]+")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="app_a"'}
-# The contract, read once at start-up; tests/test_contract.py keeps it and the routes in step.
-OPENAPI = Path(__file__).with_name("openapi.yaml").read_bytes()
 UPSTREAM_ERRORS = {
     Outcome.UNKNOWN_TOKEN: (401, "unknown token"),
     Outcome.UNAVAILABLE: (503, "auth service unavailable"),
@@ -64,16 +64,6 @@ def jobs():
     if wanted == "application/json":
         return jsonify(jobs=list(JOBS))
     return Response(JOBS_TEXT, mimetype="text/plain")
-
-
-@bp.get("/openapi.yaml")
-def openapi():
-    return Response(OPENAPI, mimetype="application/yaml")
-
-
-@bp.get("/healthz")
-def healthz():
-    return jsonify(status="ok")
 
 
 @bp.get("/readyz")

@@ -1,83 +1,15 @@
-"""Prometheus metrics of app_b: requests by route and status, and database query latency.
-
-Under gunicorn every worker writes its samples to files of its own in PROMETHEUS_MULTIPROC_DIR
-(gunicorn.conf.py sets that before prometheus_client is first imported), and a scrape answered by
-any worker sums the files of all of them. Without the variable (unit tests) samples stay in-process.
-"""
+"""app_b's own metric, beside the shared HTTP ones (servicekit.metrics): database query latency."""
 import functools
-import os
-import time
 
-from flask import Blueprint, Response, abort, current_app, g, request, request_started
-from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client import Histogram
 
-# Requests that matched no route (404, 405) share one label: raw paths would be unbounded.
-UNMATCHED = "unmatched"
 # A token lookup takes tens of microseconds; the default buckets start at 5 ms.
 QUERY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
 
-bp = Blueprint("metrics", __name__)
 
-
-class Metrics:
-    def __init__(self):
-        # A registry per app, not the global one, so each test's app counts from zero.
-        own = CollectorRegistry()
-        # The histogram's _count is the request counter: a separate one would cost a write more.
-        self.duration = Histogram("http_request_duration_seconds",
-                                  "Time to answer an HTTP request, by route template and status.",
-                                  ["route", "status"], registry=own)
-        self.in_flight = Gauge("http_requests_in_flight", "HTTP requests being answered.",
-                               multiprocess_mode="livesum", registry=own)
-        self.queries = Histogram("app_b_db_query_duration_seconds", "Time a database query took, by query.",
-                                 ["query"], buckets=QUERY_BUCKETS, registry=own)
-        # labels() takes a lock and builds a key on each call; a request needs each child once.
-        self._duration = functools.cache(self.duration.labels)
-        self._queries = functools.cache(self.queries.labels)
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            self.exposed = CollectorRegistry()
-            MultiProcessCollector(self.exposed)
-        else:
-            self.exposed = own
-
-    def render(self):
-        return generate_latest(self.exposed)
-
-    def _started(self, app):
-        g.metrics_started = time.perf_counter()
-        self.in_flight.inc()
-
-    def _finished(self, response):
-        route = request.url_rule.rule if request.url_rule else UNMATCHED
-        self._duration(route, str(response.status_code)).observe(time.perf_counter() - g.metrics_started)
-        return response
-
-    def observe_query(self, query, seconds):
-        self._queries(query).observe(seconds)
-
-    def _torn_down(self, exc):
-        self.in_flight.dec()
-
-
-@bp.get("/metrics")
-def scrape():
-    port = current_app.config["SETTINGS"].metrics_port
-    # With METRICS_PORT set only requests that came in on it are answered: the public port
-    # never shows metrics.
-    if port and request.environ.get("SERVER_PORT") != str(port):
-        abort(404)
-    return Response(current_app.extensions["metrics"].render(), content_type=CONTENT_TYPE)
-
-
-def install(app):
-    """Measure every request `app` answers; return the Metrics (also app.extensions["metrics"])."""
-    metrics = app.extensions["metrics"] = Metrics()
-    # request_started fires before any before_request hook, so a request that one of those
-    # aborts (the 413 check) is timed and in flight too; after_request and teardown always run.
-    request_started.connect(metrics._started, app)
-    app.after_request(metrics._finished)
-    app.teardown_request(metrics._torn_down)
-    app.register_blueprint(bp)
-    return metrics
+def query_observer(app):
+    """`observe(query, seconds)` for the token store, recording into app_b_db_query_duration_seconds."""
+    queries = Histogram("app_b_db_query_duration_seconds", "Time a database query took, by query.",
+                        ["query"], buckets=QUERY_BUCKETS, registry=app.extensions["metrics"].registry)
+    child = functools.cache(queries.labels)
+    return lambda query, seconds: child(query).observe(seconds)

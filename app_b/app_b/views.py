@@ -1,14 +1,13 @@
 """HTTP routes of app_b."""
+import logging
 import sqlite3
-from pathlib import Path
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
-from .web import error, log
+from servicekit.web import error
 
 bp = Blueprint("app_b", __name__)
-# The contract, read once at start-up; tests/test_contract.py keeps it and the routes in step.
-OPENAPI = Path(__file__).with_name("openapi.yaml").read_bytes()
+log = logging.getLogger("app_b")
 
 
 def _token_from_request():
@@ -40,16 +39,6 @@ def auth():
     if username is None:
         return error(401, "unknown token")
     return jsonify(username=username)
-
-
-@bp.get("/openapi.yaml")
-def openapi():
-    return Response(OPENAPI, mimetype="application/yaml")
-
-
-@bp.get("/healthz")
-def healthz():
-    return jsonify(status="ok")
 
 
 @bp.get("/readyz")

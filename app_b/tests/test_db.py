@@ -38,7 +38,9 @@ def _init_after(barrier, path):
 
 def test_racing_initialisations_leave_one_correct_schema(tmp_path):
     path = str(tmp_path / "race.sqlite3")
-    ctx = multiprocessing.get_context("spawn")
+    # fork: a spawned child would have to re-import this module by name, which pytest's importlib
+    # mode does not make importable; each forked child still opens its own connections.
+    ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(8)
     workers = [ctx.Process(target=_init_after, args=(barrier, path)) for _ in range(8)]
     for worker in workers:

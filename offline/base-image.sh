@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Build the offline base image the Dockerfiles can start from when no registry is reachable:
 # Debian bookworm minbase with python3 (3.11), python3-venv, ca-certificates and tar (Skaffold
-# file sync), made by scripts/debootstrap-image.sh. Prints the image name on stdout.
+# file sync), made by offline/debootstrap-image.sh. Prints the image name on stdout.
 #
-#   scripts/build-base-image.sh            # as root; skips the build if the image is current
-#   scripts/build-base-image.sh --rebuild  # build again anyway (e.g. to pick up security updates)
+#   offline/base-image.sh            # as root; skips the build if the image is current
+#   offline/base-image.sh --rebuild  # build again anyway (e.g. to pick up security updates)
 #
-# Then: docker build --build-arg BASE_IMAGE="$(scripts/build-base-image.sh)" ...
+# scripts/docker-build.sh uses it when OFFLINE_BASE_IMAGE=true (this project's CI sets that).
 # Environment: BASE_IMAGE_TAG (default local/python:3.11-bookworm), plus debootstrap-image.sh's.
 set -euo pipefail
 

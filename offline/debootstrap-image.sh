@@ -4,16 +4,17 @@
 # and -security, trim docs and caches, and `docker import` it. For machines that reach no image
 # registry. Prints the image name on stdout. Needs root (debootstrap, chroot).
 #
-#   scripts/debootstrap-image.sh --tag local/x:bookworm --packages python3,tar \
+#   offline/debootstrap-image.sh --tag local/x:bookworm --packages python3,tar \
 #       --description "..." [--change 'CMD ["python3"]']... [--smoke 'python3 -V'] [--rebuild]
 #
 # The image carries a label with a hash of this script and of the arguments: an image whose
 # recipe is current is kept, anything else is rebuilt (--rebuild: always, e.g. for security
 # updates). Environment: DEBIAN_MIRROR and DEBIAN_SECURITY_MIRROR (default: read from
-# /etc/apt/sources.list*), DOCKER (default docker).
+# /etc/apt/sources.list*), DOCKER (default: see scripts/lib.sh).
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 
-DOCKER=${DOCKER:-docker}
 SUITE=bookworm
 RECIPE_LABEL=local.base-image.recipe
 TAG="" PACKAGES="" DESCRIPTION="" SMOKE="" REBUILD=false
@@ -36,9 +37,7 @@ RECIPE=$( { cat "${BASH_SOURCE[0]}"; printf '%s\n' "$PACKAGES" "$DESCRIPTION" "$
 say() { echo "debootstrap-image: $*" >&2; }
 
 exit_if_current() {
-  local current
-  current=$("$DOCKER" image inspect --format "{{ index .Config.Labels \"$RECIPE_LABEL\" }}" "$TAG" 2>/dev/null || true)
-  if [[ $current == "$RECIPE" && $REBUILD == false ]]; then
+  if [[ $(recipe_of "$TAG" "$RECIPE_LABEL") == "$RECIPE" && $REBUILD == false ]]; then
     say "$TAG is current (recipe $RECIPE)"
     echo "$TAG"
     exit 0
@@ -55,7 +54,7 @@ mkdir -p /run/lock
 exec 9>"/run/lock/debootstrap-image.${TAG//[^A-Za-z0-9._-]/_}.lock"
 flock 9
 exit_if_current
-previous_id=$("$DOCKER" image inspect --format '{{ .Id }}' "$TAG" 2>/dev/null || true)
+previous_id=$(image_id "$TAG")
 if ! command -v debootstrap >/dev/null; then
   say "installing debootstrap"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
@@ -143,10 +142,7 @@ if [[ -n $SMOKE ]]; then
     || { say "smoke test of $TAG failed: $SMOKE"; exit 1; }
 fi
 
-# The image this one replaces, unless something still uses it (images built on it keep it).
-if [[ -n $previous_id && $previous_id != "$("$DOCKER" image inspect --format '{{ .Id }}' "$TAG")" ]]; then
-  "$DOCKER" image rm "$previous_id" >/dev/null 2>&1 || true
-fi
+drop_replaced "$previous_id" "$TAG"  # unless something still uses it (images built on it)
 size=$("$DOCKER" image inspect --format '{{ .Size }}' "$TAG")
 say "built $TAG (recipe $RECIPE, $((size / 1000000)) MB) in $((SECONDS - started)) s"
 echo "$TAG"

@@ -1,27 +1,28 @@
 #!/usr/bin/env bash
 # Build the kind node image for machines that reach no image registry: every piece comes from Go
-# modules (tools/*/go.mod: Kubernetes, etcd, CoreDNS, crictl, kube-router), Debian packages
+# modules (offline/tools/*/go.mod: Kubernetes, etcd, CoreDNS, crictl, kube-router), Debian packages
 # (systemd, containerd, runc, CNI plugins, iptables) and one C file (pause). The images kubeadm
 # asks for are built here too and imported into the node's containerd when it boots.
 # Prints the node image name on stdout. Needs root (debootstrap) and a Docker engine.
 #
-#   scripts/build-node-image.sh     # cached: a node image whose recipe is current is kept
-#   kind create cluster --image "$(scripts/build-node-image.sh)" --config kind/cluster.yaml
+#   offline/node-image.sh     # cached: a node image whose recipe is current is kept
+#   kind create cluster --image "$(offline/node-image.sh)" --config offline/kind/cluster.yaml
 #
 # Go binaries are cached in .cache/kind-node/ keyed on their tools module and build flags.
 # Environment: KIND_NODE_IMAGE (default local/kind-node:<kubernetes version>), DOCKER (client).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-# Debian's 20.10 client where present: newer clients warn on every classic (non-BuildKit) build.
-DOCKER=${DOCKER:-$([[ -x /usr/bin/docker ]] && echo /usr/bin/docker || echo docker)}
+offline=$repo/offline
+# shellcheck source=scripts/lib.sh
+. "$repo/scripts/lib.sh"
 RECIPE_LABEL=local.kind-node.recipe
 NETFILTER_BASE=local/netfilter:bookworm
 NODE_ROOTFS=local/kind-node-rootfs:bookworm
 say() { echo "build-node-image: $*" >&2; }
 
 module_version() {  # module_version TOOLS_DIR MODULE
-  (cd "$repo/tools/$1" && go list -m -f '{{.Version}}' "$2")
+  (cd "$offline/tools/$1" && go list -m -f '{{.Version}}' "$2")
 }
 KUBE_VERSION=$(module_version kubernetes k8s.io/kubernetes)
 ETCD_VERSION=$(module_version etcd go.etcd.io/etcd/server/v3)
@@ -30,11 +31,11 @@ KUBE_ROUTER_VERSION=$(module_version kube-router github.com/cloudnativelabs/kube
 TAG=${KIND_NODE_IMAGE:-local/kind-node:$KUBE_VERSION}
 
 # Everything that goes into the image; a change to any of it rebuilds the image.
-RECIPE=$(cd "$repo" && cat scripts/build-node-image.sh scripts/debootstrap-image.sh \
-  tools/{kubernetes,etcd,coredns,crictl,kube-router}/go.{mod,sum} \
-  $(find kind/node -type f | sort) | sha256sum | cut -c1-16)
-current=$("$DOCKER" image inspect --format "{{ index .Config.Labels \"$RECIPE_LABEL\" }}" "$TAG" 2>/dev/null || true)
-if [[ $current == "$RECIPE" && -x $repo/.bin/kubectl ]]; then
+mapfile -t node_files < <(cd "$offline" && find kind/node -type f | sort)
+RECIPE=$(cd "$offline" && cat node-image.sh debootstrap-image.sh \
+  tools/{kubernetes,etcd,coredns,crictl,kube-router}/go.{mod,sum} "${node_files[@]}" \
+  | sha256sum | cut -c1-16)
+if [[ $(recipe_of "$TAG" "$RECIPE_LABEL") == "$RECIPE" && -x $repo/.bin/kubectl ]]; then
   say "$TAG is current (recipe $RECIPE)"
   echo "$TAG"
   exit 0
@@ -50,13 +51,13 @@ go_build() {
   local dir=$1 ldflags=$2 stamp key
   shift 2
   stamp=$cache/$dir.stamp
-  key=$(cat "$repo/tools/$dir/go.mod" "$repo/tools/$dir/go.sum" <(echo "$ldflags $*") | sha256sum)
+  key=$(cat "$offline/tools/$dir/go.mod" "$offline/tools/$dir/go.sum" <(echo "$ldflags $*") | sha256sum)
   if [[ -f $stamp && $(cat "$stamp") == "$key" ]]; then
     say "$dir: binaries current"
     return
   fi
   local t=$SECONDS
-  (cd "$repo/tools/$dir" && CGO_ENABLED=0 go build -trimpath -tags selinux,notest \
+  (cd "$offline/tools/$dir" && CGO_ENABLED=0 go build -trimpath -tags selinux,notest \
     -ldflags "-s -w $ldflags" -o "$bin/" "$@")
   echo "$key" >"$stamp"
   say "$dir: built in $((SECONDS - t)) s"
@@ -64,7 +65,7 @@ go_build() {
 
 # Kubernetes binaries report their version from these variables (kubeadm and kind read it).
 kube_ldflags=""
-build_date=$(cd "$repo/tools/kubernetes" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
+build_date=$(cd "$offline/tools/kubernetes" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
 minor=${KUBE_VERSION#v1.}; minor=${minor%%.*}
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   kube_ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
@@ -84,15 +85,15 @@ mapfile -t kube_images < <("$bin/kubeadm" config images list --kubernetes-versio
 
 # pause: a few lines of C in the Kubernetes tree, built the way upstream builds it.
 pause_version=$(printf '%s\n' "${kube_images[@]}" | sed -n 's|.*/pause:||p')
-kube_dir=$(cd "$repo/tools/kubernetes" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+kube_dir=$(cd "$offline/tools/kubernetes" && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
 gcc -Os -Wall -Werror -static -DVERSION="v$pause_version" -o "$bin/pause" "$kube_dir/build/pause/linux/pause.c"
 strip "$bin/pause"
 
-"$repo/scripts/debootstrap-image.sh" --tag "$NETFILTER_BASE" \
+"$offline/debootstrap-image.sh" --tag "$NETFILTER_BASE" \
   --packages iptables,ipset,conntrack,iproute2 \
   --description "Debian bookworm minbase + iptables, ipset, conntrack (kube-proxy, kube-router)" \
   --smoke 'iptables --version && command -v ipset conntrack' >/dev/null
-"$repo/scripts/debootstrap-image.sh" --tag "$NODE_ROOTFS" \
+"$offline/debootstrap-image.sh" --tag "$NODE_ROOTFS" \
   --packages systemd,systemd-sysv,dbus,containerd,runc,iptables,iproute2,ca-certificates,mount,util-linux,kmod,conntrack,containernetworking-plugins,procps \
   --description "Debian bookworm root filesystem for the offline kind node" \
   --smoke 'containerd --version && runc --version && test -x /usr/lib/cni/bridge' >/dev/null
@@ -113,7 +114,7 @@ component_image() {
   "$DOCKER" save -o "$context/images/${binary}.tar" "$name"
 }
 check_version() {  # check_version IMAGE BUILT: kubeadm's tag for IMAGE must name the built version
-  [[ ${1##*:} == "$2"* ]] || { say "kubeadm $KUBE_VERSION wants $1 but tools/ builds $2; align the versions"; exit 1; }
+  [[ ${1##*:} == "$2"* ]] || { say "kubeadm $KUBE_VERSION wants $1 but offline/tools/ builds $2; align the versions"; exit 1; }
 }
 for image in "${kube_images[@]}"; do
   case ${image##*/} in
@@ -128,15 +129,13 @@ done
 component_image "local/kube-router:$KUBE_ROUTER_VERSION" "$NETFILTER_BASE" kube-router
 
 cp "$bin"/{kubeadm,kubelet,kubectl,crictl} "$context/bin/"
-cp -r "$repo/kind/node/files" "$repo/kind/node/manifests" "$context/"
+cp -r "$offline/kind/node/files" "$offline/kind/node/manifests" "$context/"
 sed -i "s|@KUBE_ROUTER_IMAGE@|local/kube-router:$KUBE_ROUTER_VERSION|" "$context/manifests/default-cni.yaml"
 echo "$KUBE_VERSION" >"$context/version"
-previous_id=$("$DOCKER" image inspect --format '{{ .Id }}' "$TAG" 2>/dev/null || true)
+previous_id=$(image_id "$TAG")
 DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$TAG" --build-arg NODE_ROOTFS="$NODE_ROOTFS" \
-  --label "$RECIPE_LABEL=$RECIPE" -f "$repo/kind/node/Dockerfile" "$context" >/dev/null
-if [[ -n $previous_id && $previous_id != "$("$DOCKER" image inspect --format '{{ .Id }}' "$TAG")" ]]; then
-  "$DOCKER" image rm "$previous_id" >/dev/null 2>&1 || true  # the node image this one replaces
-fi
+  --label "$RECIPE_LABEL=$RECIPE" -f "$offline/kind/node/Dockerfile" "$context" >/dev/null
+drop_replaced "$previous_id" "$TAG"
 # The cluster's own kubectl version, for the tests and skaffold (.bin comes first on their PATH).
 mkdir -p "$repo/.bin"
 cp "$bin/kubectl" "$repo/.bin/kubectl"

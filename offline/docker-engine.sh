@@ -4,7 +4,7 @@
 # needs, start dockerd in the background (no systemd here) and wait until it answers.
 # Safe to run again at any time; the daemon is left running.
 #
-#   scripts/ensure-docker.sh          # as root on Debian bookworm
+#   offline/docker-engine.sh          # as root on Debian bookworm (make docker)
 #
 # Environment: DOCKERD_LOG (default /var/log/dockerd.log), DOCKERD_PIDFILE (default
 # /var/run/docker.pid), DOCKER_WAIT_SECONDS (default 60).
@@ -15,13 +15,13 @@ PIDFILE=${DOCKERD_PIDFILE:-/var/run/docker.pid}
 WAIT_SECONDS=${DOCKER_WAIT_SECONDS:-60}
 DAEMON_JSON=/etc/docker/daemon.json
 # docker.io: the 20.10 engine and the one client here that does BuildKit builds (/usr/bin/docker).
-# debootstrap: scripts/build-base-image.sh builds the offline base image with it.
+# debootstrap: offline/base-image.sh builds the offline base image with it.
 PACKAGES=(docker.io debootstrap)
 RUNC_WRAPPER_NAME=runc-without-sys-resource
 RUNC_WRAPPER=/usr/local/bin/$RUNC_WRAPPER_NAME
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-say() { echo "ensure-docker: $*" >&2; }
+say() { echo "docker-engine: $*" >&2; }
 
 engine_answers() {
   local cli
@@ -104,7 +104,7 @@ if merged != current:
         json.dump(merged, f, indent=2)
         f.write("\n")
     os.replace(path + ".tmp", path)
-    print(f"ensure-docker: wrote {path}", file=sys.stderr)
+    print(f"docker-engine: wrote {path}", file=sys.stderr)
     print("changed")
 EOF
 }

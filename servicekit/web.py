@@ -1,20 +1,20 @@
-"""Request plumbing for app_b: request ids, one JSON log line per request, JSON errors."""
+"""Request plumbing: request ids, one JSON log line per request, short JSON errors."""
 import logging
 import re
 import time
 import uuid
 
-from flask import g, jsonify, request
+from flask import abort, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-log = logging.getLogger("app_b")
 # Only ids that are safe to echo into headers and logs are kept; anything else is replaced.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
-def error(status, reason):
+def error(status, reason, **headers):
     response = jsonify(error=reason)
     response.status_code = status
+    response.headers.update(headers)
     return response
 
 
@@ -22,13 +22,17 @@ def _start():
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    # Refuse a large body up front: a route that never reads it would never notice it.
+    if (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
+        abort(413)
 
 
 def _finish(response):
     response.headers["X-Request-ID"] = g.request_id
-    log.info("request", extra={
+    request_log, log_fields = current_app.extensions["request_log"]
+    request_log.info("request", extra={
         "request_id": g.request_id, "method": request.method, "path": request.path,
-        "status": response.status_code,
+        "status": response.status_code, **log_fields(),
         "duration_ms": round((time.perf_counter() - g.started) * 1000, 2),
     })
     return response
@@ -44,11 +48,19 @@ def _http_error(exc):
 
 
 def _crash(exc):
-    log.exception("unhandled error", extra={"request_id": g.get("request_id")})
+    current_app.extensions["request_log"][0].exception(
+        "unhandled error", extra={"request_id": g.get("request_id")})
     return error(500, "internal error")
 
 
-def install(app):
+def no_fields():
+    return {}
+
+
+def install(app, log_fields=no_fields):
+    """Request ids, the request log line (plus the service's `log_fields()`), JSON errors."""
+    # The logger is named after the service ("app_a", "app_b").
+    app.extensions["request_log"] = (logging.getLogger(app.name), log_fields)
     app.before_request(_start)
     app.after_request(_finish)
     app.register_error_handler(HTTPException, _http_error)

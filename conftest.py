@@ -1,0 +1,6 @@
+"""pytest imports test files by their path from here (--import-mode=importlib), e.g.
+app_a/tests/test_config.py as app_a.tests.test_config. Import the services' real packages first,
+so those names hang under them instead of under stand-ins pytest would make of the app_a/ and
+app_b/ folders, which hold the packages of the same name."""
+import app_a  # noqa: F401
+import app_b  # noqa: F401

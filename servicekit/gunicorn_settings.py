@@ -1,0 +1,111 @@
+"""gunicorn settings shared by both services; every knob comes from the environment (README).
+
+A service's gunicorn.conf.py is two lines: `globals().update(settings("app_a", 5000))`.
+"""
+import glob
+import importlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+
+
+def settings(service, default_port):
+    """gunicorn's settings and server hooks for `service` (the package name, e.g. "app_a")."""
+    # prometheus_client decides where samples live when it is first imported, which importing
+    # the service below does; so first point it at a directory all workers share and a scrape
+    # sums. Unless the environment names one, that is a directory of this server's own under
+    # /tmp (the one writable place in the container), removed on exit.
+    own_metrics_dir = os.path.join(tempfile.gettempdir(), f"{service}-metrics-{os.getpid()}")
+    metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", own_metrics_dir)
+
+    from prometheus_client import multiprocess
+
+    from .settings import ConfigError, positive_number
+
+    host = os.environ.get("HOST", "0.0.0.0")
+    port = os.environ.get("PORT", str(default_port))
+    try:
+        config = importlib.import_module(f"{service}.config").load(os.environ)
+        workers = positive_number(os.environ, "GUNICORN_WORKERS", 2, int)
+        threads = positive_number(os.environ, "GUNICORN_THREADS", 4, int)
+        graceful_timeout = positive_number(os.environ, "GUNICORN_GRACEFUL_TIMEOUT", 20, int)
+        if str(config.metrics_port) == port:
+            raise ConfigError(f"METRICS_PORT must differ from PORT ({port})")
+    except ConfigError as exc:
+        raise SystemExit(f"{service}: invalid configuration: {exc}") from None
+
+    bind = [f"{host}:{port}"]
+    if config.metrics_enabled and config.metrics_port:
+        # GET /metrics is answered only on this second port (see servicekit.metrics.scrape).
+        bind.append(f"{host}:{config.metrics_port}")
+    reload = os.environ.get("GUNICORN_RELOAD", "").lower() == "true"
+
+    def on_starting(server):
+        # Samples an earlier server left in the same directory would be summed into this one's.
+        os.makedirs(metrics_dir, exist_ok=True)
+        for stale in glob.glob(os.path.join(metrics_dir, "*.db")):
+            os.remove(stale)
+
+    def post_fork(server, worker):
+        # Until the worker installs its own handlers it runs the master's, which only queue the
+        # signal for the master's loop: a SIGTERM in that window was lost and shutdown stalled
+        # until SIGKILL (seen in 2 of 20 quick start/stop cycles). Plain termination is right there.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if reload:
+            # The master imported the service (to check the config above); a worker forked from
+            # it would keep serving that copy however often the reloader restarts it. Forget it
+            # and the kit, so each worker imports the files as they are now (skaffold dev syncs
+            # edits into the pod).
+            for name in [name for name in sys.modules
+                         if name.partition(".")[0] in (service, __package__)]:
+                del sys.modules[name]
+
+    def post_worker_init(worker):
+        # gunicorn logs a worker's fork, not the end of its boot (imports, database set-up).
+        worker.log.info("Worker ready (pid: %s)", worker.pid)
+
+    def child_exit(server, worker):
+        # A dead worker's requests still count, but it no longer has any in flight.
+        multiprocess.mark_process_dead(worker.pid, metrics_dir)
+
+    def on_exit(server):
+        if metrics_dir == own_metrics_dir:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+
+    return {
+        "bind": bind, "workers": workers, "threads": threads, "graceful_timeout": graceful_timeout,
+        # gthread: a thread waiting on a slow call does not block the whole worker, and
+        # connections stay alive (app_a's pooled connections to app_b are reused).
+        "worker_class": "gthread",
+        "keepalive": 75,
+        # The heartbeat file must live on a writable tmpfs when the root filesystem is read-only.
+        "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
+        # No runtime control socket: it would need a writable home directory and nothing uses it.
+        "control_socket_disable": True,
+        "reload": reload,
+        "loglevel": config.log_level.lower(),
+        # The app logs one JSON line per request with its request id; gunicorn's access log
+        # would repeat it.
+        "accesslog": None,
+        "logconfig_dict": _log_config(config.log_level),
+        "on_starting": on_starting, "post_fork": post_fork, "post_worker_init": post_worker_init,
+        "child_exit": child_exit, "on_exit": on_exit,
+    }
+
+
+def _log_config(level):
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        }},
+        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
+                                "stream": "ext://sys.stdout"}},
+        "root": {"level": level, "handlers": ["stdout"]},
+        "loggers": {"gunicorn.error": {"level": level, "handlers": ["stdout"], "propagate": False}},
+    }

@@ -1,0 +1,12 @@
+#!/bin/sh
+# Builder stage of every service image: a virtualenv at /opt/venv with the hash-pinned
+# requirements (wheels only, no compiler) and no pip left in it.
+#   build-venv.sh REQUIREMENTS_TXT
+# The "ca" build secret, when mounted and non-empty, is the CA bundle of a TLS-intercepting proxy;
+# it is used for pip only and never lands in a layer.
+set -eu
+python3 -m venv /opt/venv
+if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi
+PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PYTHONDONTWRITEBYTECODE=1 \
+  /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps --only-binary=:all: -r "$1"
+/opt/venv/bin/pip uninstall --quiet --yes pip setuptools

@@ -1,0 +1,138 @@
+"""The kind cluster the real-cluster suite runs on: kubectl and skaffold with its kubeconfig, the
+steps' reporting (a failing step dumps what is needed to diagnose it), and traffic helpers.
+Traffic goes only to 127.0.0.1: `kubectl port-forward`, and a kind port mapping onto a NodePort."""
+import contextlib
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+import yaml
+
+from .stack import REPO, REPORT, TOKEN, free_port, poll
+
+CLUSTER = "app-ab-e2e"  # kind-app-ab-e2e: skaffold's ci profile activates on kind-.* contexts
+NAMESPACE = "app-ab"
+NODE_PORT = 30500
+
+
+def say(message):
+    """Print now (seen with -s) and again in the run's summary (seen always)."""
+    print(f"[e2e] {message}", flush=True)
+    REPORT.append(message)
+
+
+class Cluster:
+    def __init__(self, kubeconfig, tmp):
+        self.tmp = tmp
+        self.url = None  # 127.0.0.1:<mapped port> -> NodePort -> app-a pods
+        self.env = {**os.environ, "KUBECONFIG": str(kubeconfig), "SKAFFOLD_UPDATE_CHECK": "false",
+                    "PATH": os.pathsep.join([str(Path(REPO, ".bin")), str(Path(REPO, ".venv", "bin")),
+                                             os.environ["PATH"]])}
+
+    def run(self, *command, timeout=300, check=True, cwd=REPO, **kwargs):
+        result = subprocess.run(command, cwd=cwd, env=self.env, capture_output=True, text=True,
+                                timeout=timeout, **kwargs)
+        if check:
+            assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}\n{result.stderr}"
+        return result
+
+    def kubectl(self, *args, **kwargs):
+        return self.run("kubectl", *args, **kwargs).stdout
+
+    def pods(self, app, terminating=False):
+        """The app's pods; those being deleted only if `terminating`."""
+        out = self.kubectl("-n", NAMESPACE, "get", "pods", "-l", f"app.kubernetes.io/name={app}",
+                           "-o", "json")
+        return [pod for pod in json.loads(out)["items"]
+                if terminating or not pod["metadata"].get("deletionTimestamp")]
+
+    def wait_rolled_out(self, timeout=180):
+        for app in ("app-a", "app-b"):
+            self.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{app}",
+                         f"--timeout={timeout}s", timeout=timeout + 30)
+
+    def dump(self):
+        """What a reader needs when a step failed: pods, events, the apps' logs, and the packet
+        path: Services and their endpoints, the NetworkPolicies, the enforcer's (kube-router's)
+        log, and the node's rules (kube-proxy's nftables table, the iptables filter table that
+        kube-router programs, its ipsets)."""
+        for args in (("get", "pods", "-A", "-o", "wide"),
+                     ("get", "events", "-A", "--sort-by=.lastTimestamp"),
+                     *(("-n", NAMESPACE, "logs", "-l", f"app.kubernetes.io/name={app}",
+                        "--all-containers", "--tail=40", "--prefix") for app in ("app-a", "app-b")),
+                     ("get", "services,endpointslices,networkpolicies", "-A", "-o", "wide"),
+                     ("-n", "kube-system", "logs", "-l", "app.kubernetes.io/name=kube-router",
+                      "--tail=200", "--prefix"),
+                     ("-n", "kube-system", "logs", "-l", "k8s-app=kube-proxy", "--tail=100")):
+            result = self.run("kubectl", *args, check=False, timeout=60)
+            print(f"--- kubectl {' '.join(args)}\n{result.stdout}{result.stderr}")
+        for command in (("nft", "list", "table", "ip", "kube-proxy"), ("iptables-save", "-t", "filter"),
+                        ("ipset", "list")):
+            result = self.run("docker", "exec", f"{CLUSTER}-control-plane", *command,
+                              check=False, timeout=60)
+            print(f"--- node: {' '.join(command)}\n{result.stdout}{result.stderr}")
+
+
+@contextlib.contextmanager
+def step(cluster, name):
+    started = time.monotonic()
+    try:
+        yield
+    except BaseException:
+        say(f"FAILED: {name} after {time.monotonic() - started:.1f} s; cluster state follows")
+        cluster.dump()
+        raise
+    say(f"ok: {name} ({time.monotonic() - started:.1f} s)")
+
+
+def get(url, **kwargs):
+    try:
+        return requests.request(kwargs.pop("method", "GET"), url, timeout=5, **kwargs)
+    except requests.RequestException:
+        return None
+
+
+@contextlib.contextmanager
+def port_forward(cluster, target, remote_port):
+    """`kubectl port-forward` on 127.0.0.1; yields the local base URL once it answers."""
+    port = free_port()
+    proc = subprocess.Popen(["kubectl", "-n", NAMESPACE, "port-forward", "--address", "127.0.0.1",
+                             target, f"{port}:{remote_port}"], env=cluster.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert poll(lambda: get(f"{url}/healthz"), 30), f"port-forward to {target} never answered"
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def kind_config(path, host_port):
+    """offline/kind/cluster.yaml plus a mapping 127.0.0.1:host_port -> the test NodePort."""
+    config = yaml.safe_load(Path(REPO, "offline", "kind", "cluster.yaml").read_text())
+    config["nodes"][0]["extraPortMappings"] = [
+        {"containerPort": NODE_PORT, "hostPort": host_port, "listenAddress": "127.0.0.1"}]
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def locust(cluster, *args, **kwargs):
+    return subprocess.Popen(
+        [str(Path(REPO, ".venv", "bin", "locust")), "-f", "loadtest/jobs.py", "--headless",
+         "--host", cluster.url, "--html", str(cluster.tmp / "locust" / "report.html"), *args],
+        cwd=REPO, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def summary(cluster):
+    return json.loads((cluster.tmp / "locust" / "summary.json").read_text())
+
+
+def jobs_body(cluster, status):
+    """The body of POST /jobs if it answered `status`, else None. (Not the response itself: a
+    requests.Response is falsy for any 4xx/5xx, which `poll` would take for "not yet".)"""
+    response = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
+    return response.text if response is not None and response.status_code == status else None

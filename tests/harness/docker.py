@@ -1,0 +1,100 @@
+"""The Docker CLI for the image suites: containers run locked down, published on 127.0.0.1 only,
+and everything created carries one per-session name prefix and is removed by `cleanup`."""
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+import requests
+
+from .stack import IN_CI, poll, require_tool
+
+PREFIX = f"app-ab-images-{uuid.uuid4().hex[:8]}"
+LOCKED_DOWN = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL",
+               "--security-opt", "no-new-privileges", "--user", "10001:10001"]
+
+
+def docker_engine():
+    """The docker client, once an engine answers (skip on a laptop without one, fail in CI)."""
+    cli = require_tool("docker")
+    info = subprocess.run([cli, "info"], capture_output=True, text=True, timeout=60)
+    if info.returncode != 0:
+        reason = "no Docker engine answers (run make docker as root)"
+        if IN_CI:
+            pytest.fail(f"CI=true but {reason}: {info.stderr.strip()}", pytrace=False)
+        pytest.skip(reason)
+    return Docker(cli)
+
+
+class Docker:
+    """Thin wrapper over the CLI that remembers what it created, for cleanup."""
+
+    def __init__(self, cli):
+        self.cli = cli
+        self.created = []  # (kind, name), removed in reverse order
+
+    def __call__(self, *args, check=True, timeout=120, env=None):
+        result = subprocess.run([self.cli, *args], capture_output=True, text=True, timeout=timeout,
+                                env={**os.environ, **(env or {})})
+        if check and result.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout}{result.stderr}")
+        return result
+
+    def network(self):
+        name = f"{PREFIX}-net-{uuid.uuid4().hex[:6]}"
+        self("network", "create", name)
+        self.created.append(("network", name))
+        return name
+
+    def volume(self):
+        name = f"{PREFIX}-data-{uuid.uuid4().hex[:6]}"
+        self("volume", "create", name)
+        self.created.append(("volume", name))
+        return name
+
+    def start(self, image, port, *options, env=None):
+        """Run `image` locked down with `port` published on a random 127.0.0.1 port, wait for
+        /readyz; env values travel through this process's environment, not the command line."""
+        name = f"{PREFIX}-{uuid.uuid4().hex[:6]}"
+        env = env or {}
+        env_flags = [flag for key in env for flag in ("--env", key)]
+        self("run", "--detach", "--name", name, *LOCKED_DOWN, "--publish", f"127.0.0.1::{port}",
+             *env_flags, *options, image, env=env)
+        self.created.append(("container", name))
+        host_port = self("port", name, f"{port}/tcp").stdout.split()[0]
+        container = Container(self, name, f"http://{host_port}")
+        container.wait_ready()
+        return container
+
+    def remove(self, kind, name):
+        flags = {"container": ["rm", "--force", "--volumes"], "network": ["network", "rm"],
+                 "volume": ["volume", "rm", "--force"]}[kind]
+        self(*flags, name, check=False)
+
+    def cleanup(self):
+        while self.created:
+            self.remove(*self.created.pop())
+
+
+class Container:
+    def __init__(self, docker, name, url):
+        self.docker, self.name, self.url = docker, name, url
+
+    def state(self):
+        return json.loads(self.docker("inspect", "--format", "{{json .State}}", self.name).stdout)
+
+    def logs(self):
+        result = self.docker("logs", self.name, check=False)
+        return result.stdout + result.stderr
+
+    def wait_ready(self, timeout=30.0):
+        def ready():
+            if not self.state()["Running"]:
+                raise AssertionError(f"{self.name} exited during start-up:\n{self.logs()}")
+            try:
+                return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+        assert poll(ready, timeout, interval=0.1), f"{self.name} not ready after {timeout} s:\n{self.logs()}"

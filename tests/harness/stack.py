@@ -1,0 +1,75 @@
+"""What the repository-level suites share: paths, CI mode, tools, the expected answers, and the
+local gunicorn stack (scripts/localstack.py, the code `make run` uses)."""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from localstack import DEV_SEED, Service, free_port, poll  # noqa: F401 (re-exported)
+
+REPO = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() == "true"
+# Lines a suite wants in the run's summary whether it passes or fails (conftest prints them).
+REPORT = []
+JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
+TOKEN = {"Authorization": DEV_SEED["SEED_TOKEN"]}
+
+
+def require_tool(name):
+    """Return the path of a command-line tool; skip on a laptop that lacks it, fail in CI.
+
+    CI installs every tool itself, so a missing one there is a broken setup, not a reason to skip.
+    Looks in the project's .bin (Go tools built by offline/go-tools.sh) before PATH.
+    """
+    local = REPO / ".bin" / name
+    path = str(local) if os.access(local, os.X_OK) else shutil.which(name)
+    if path:
+        return path
+    reason = f"{name} not found (run: make tools / make docker)"
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def clean_checkout(dest):
+    """Copy what a fresh clone plus the uncommitted work would hold: tracked and untracked files,
+    minus what .gitignore excludes (virtualenvs, local databases, caches)."""
+    listing = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others",
+                              "--exclude-standard"], capture_output=True, check=True)
+    for rel in filter(None, listing.stdout.decode().split("\0")):
+        src = REPO / rel
+        if src.is_file():  # a tracked file deleted in the working tree is not there
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    return dest
+
+
+class Services:
+    """Starts real gunicorn processes of app_b / app_a on free loopback ports, logging into
+    `tmp_path`; `stop_all` stops them (the `services` fixture does)."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.db_path = str(tmp_path / "app_b.sqlite3")
+        self.started = []
+
+    def _start(self, name, port, env):
+        service = Service(name, port, env, log_path=str(self.tmp_path / f"{name}.log"))
+        self.started.append(service)
+        return service.start()
+
+    def app_b(self, port=None, **env):
+        return self._start("app_b", port or free_port(), {"APP_B_DB_PATH": self.db_path, **DEV_SEED, **env})
+
+    def app_a(self, app_b_url, **env):
+        return self._start("app_a", free_port(), {"APP_B_URL": app_b_url, **env})
+
+    def logs(self, name):
+        path = self.tmp_path / f"{name}.log"
+        return path.read_text() if path.exists() else ""
+
+    def stop_all(self):
+        for service in reversed(self.started):
+            service.stop()
