@@ -10,7 +10,7 @@ BIN := $(CURDIR)/.bin
 # Project-built Go tools (skaffold, kind, kustomize) come first.
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help run test lint tools docker base-image lock loadtest bench \
+.PHONY: help run test lint tools docker base-image lock upgrade loadtest bench \
         node-image cluster cluster-delete e2e run-app build-task scan-images deploy-task dev
 
 help: ## list the targets
@@ -57,12 +57,15 @@ cluster-delete: ## delete the kind cluster "app-ab"
 e2e: $(VENV)/.dev tools ## only the real-cluster suite (its own throwaway kind cluster)
 	$(VENV)/bin/python -m pytest -s tests/test_cluster.py
 
-lock: $(VENV)/.dev ## re-resolve and hash-pin every requirements.txt
+lock: $(VENV)/.dev ## hash-pin every requirements.txt after a requirements.in edit (keeps other pins)
 	for dir in app_a app_b; do \
-	  uv pip compile --quiet --upgrade --generate-hashes --python-version 3.11 \
+	  uv pip compile --quiet $(UPGRADE) --generate-hashes --python-version 3.11 \
 	    $$dir/requirements.in -o $$dir/requirements.txt; done
-	uv pip compile --quiet --upgrade --generate-hashes --python-version 3.11 \
+	uv pip compile --quiet $(UPGRADE) --generate-hashes --python-version 3.11 \
 	  requirements-dev.in -o requirements-dev.txt
+
+upgrade: ## like lock, but every pin moves to the newest release
+	$(MAKE) lock UPGRADE=--upgrade
 
 # --- the seed's Taskfile names, now driven by Skaffold (minikube by default; -p ci for kind) ---
 run-app: scan-images deploy-task ## the seed's main task: scan, build into the cluster, deploy
@@ -71,16 +74,16 @@ build-task: $(VENV)/.dev ## build both images with Skaffold (into minikube's Doc
 	skaffold build $(SKAFFOLD_FLAGS)
 
 scan-images: $(VENV)/.dev ## hadolint, checkov, SBOMs (no vulnerability DB reachable: said so)
-	scripts/scan-images.sh
+	scripts/scan-images.sh $(IMAGES)
 
-deploy-task: ## build and deploy overlays/minikube (SKAFFOLD_FLAGS="-p ci" for kind)
+deploy-task: $(VENV)/.dev ## build, unit-test and deploy overlays/minikube (kind: SKAFFOLD_FLAGS="-p ci")
 	skaffold run $(SKAFFOLD_FLAGS)
 
-dev: ## skaffold dev: hot-reload edited .py files into the running pods
+dev: $(VENV)/.dev ## skaffold dev: hot-reload edited .py files into the running pods
 	skaffold dev $(SKAFFOLD_FLAGS)
 
 loadtest: $(VENV)/.dev ## the ab acceptance load as Locust, against HOST (default the local stack)
 	locust -f loadtest/jobs.py --headless --host $(or $(HOST),http://127.0.0.1:5000)
 
-bench: $(VENV)/.dev ## benchmark: this design vs the naive original design (ab rounds, Locust)
-	PYTHONPATH=scripts $(VENV)/bin/python bench/run.py
+bench: $(VENV)/.dev ## benchmark, about 2 min: this design vs the naive original (ARGS="--requests N")
+	PYTHONPATH=scripts $(VENV)/bin/python bench/run.py $(ARGS)

@@ -4,12 +4,14 @@
 
 4 users (locust.conf) send POST /jobs back to back, with no wait, until --requests (500) have been
 sent in total, then the run stops by itself. A request fails unless it is a 200 with the job list.
-The exit code is non-zero, with the reason on one line, when any request failed or a threshold is
-missed. `--scenario invalid-token` sends unknown tokens and expects 401 instead.
+The exit code is non-zero, with the reason on one line (on stderr, so that --json output on stdout
+stays JSON), when any request failed or a threshold is missed. `--scenario invalid-token` sends
+unknown tokens and expects 401 instead.
 Every option below can also be set as an environment variable (LOCUST_REQUESTS=5000 ...).
 """
 import json
 import os
+import sys
 
 import gevent
 from locust import FastHttpUser, events, task
@@ -81,7 +83,9 @@ class JobsUser(FastHttpUser):
         token = options.token if valid else f"not-{options.token}"
         with self.client.post("/jobs", headers={"Authorization": token}, name="POST /jobs",
                               catch_response=True) as response:
-            if valid and (response.status_code != 200 or response.text != JOBS_TEXT):
+            if response.status_code == 0:  # no HTTP answer at all: say why (refused, timed out)
+                response.failure(f"no answer: {response.error}")
+            elif valid and (response.status_code != 200 or response.text != JOBS_TEXT):
                 response.failure(f"want 200 and the job list, got {response.status_code}")
             elif not valid and response.status_code != 401:
                 response.failure(f"want 401 for an unknown token, got {response.status_code}")
@@ -129,10 +133,11 @@ def check_thresholds(environment, **_):
         os.makedirs(os.path.dirname(html) or ".", exist_ok=True)
         with open(os.path.join(os.path.dirname(html), "summary.json"), "w") as out:
             json.dump(summary, out, indent=2)
+    # The verdict goes to stderr, beside Locust's own log: stdout is Locust's (--json output).
     if reason:
         environment.process_exit_code = 1
-        print(f"LOAD TEST FAILED: {reason}", flush=True)
+        print(f"LOAD TEST FAILED: {reason}", file=sys.stderr, flush=True)
     else:
         print(f"LOAD TEST PASSED: {summary['requests']} requests, 0 failures, "
               f"{summary['rps']} req/s, p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms",
-              flush=True)
+              file=sys.stderr, flush=True)

@@ -90,11 +90,11 @@ gcc -Os -Wall -Werror -static -DVERSION="v$pause_version" -o "$bin/pause" "$kube
 strip "$bin/pause"
 
 "$offline/debootstrap-image.sh" --tag "$NETFILTER_BASE" \
-  --packages iptables,ipset,conntrack,iproute2 \
-  --description "Debian bookworm minbase + iptables, ipset, conntrack (kube-proxy, kube-router)" \
-  --smoke 'iptables --version && command -v ipset conntrack' >/dev/null
+  --packages iptables,ipset,conntrack,iproute2,nftables \
+  --description "Debian bookworm minbase + iptables, ipset, conntrack, nft (kube-proxy, kube-router)" \
+  --smoke 'iptables --version && nft --version && command -v ipset conntrack' >/dev/null
 "$offline/debootstrap-image.sh" --tag "$NODE_ROOTFS" \
-  --packages systemd,systemd-sysv,dbus,containerd,runc,iptables,iproute2,ca-certificates,mount,util-linux,kmod,conntrack,containernetworking-plugins,procps \
+  --packages systemd,systemd-sysv,dbus,containerd,runc,iptables,iproute2,ca-certificates,mount,util-linux,kmod,conntrack,nftables,containernetworking-plugins,procps \
   --description "Debian bookworm root filesystem for the offline kind node" \
   --smoke 'containerd --version && runc --version && test -x /usr/lib/cni/bridge' >/dev/null
 
@@ -138,7 +138,8 @@ DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$TAG" --build-arg NODE_ROOTFS="$NODE_RO
 drop_replaced "$previous_id" "$TAG"
 # The cluster's own kubectl version, for the tests and skaffold (.bin comes first on their PATH).
 mkdir -p "$repo/.bin"
-cp "$bin/kubectl" "$repo/.bin/kubectl"
+cp "$bin/kubectl" "$repo/.bin/kubectl.new"  # then a rename: a running kubectl keeps its file
+mv -f "$repo/.bin/kubectl.new" "$repo/.bin/kubectl"
 size=$("$DOCKER" image inspect --format '{{ .Size }}' "$TAG")
 say "built $TAG (recipe $RECIPE, $((size / 1000000)) MB) in $((SECONDS - started)) s"
 echo "$TAG"

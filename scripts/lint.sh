@@ -5,8 +5,13 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-command -v shellcheck >/dev/null || { echo "lint: shellcheck not installed (apt-get install shellcheck)" >&2; exit 1; }
 ruff check --quiet .
+if ! command -v shellcheck >/dev/null; then
+  # As the test suite does with a missing tool: skip on a laptop, fail in CI.
+  echo "lint: shellcheck not installed (apt-get install shellcheck): shell scripts not linted" >&2
+  [[ ${CI:-} != true ]] || exit 1
+  exit 0
+fi
 mapfile -t scripts < <(git ls-files -co --exclude-standard | while read -r file; do
   [[ -f $file ]] || continue
   if [[ $file == *.sh ]] || head -n 1 "$file" | grep -qE '^#!.*\b(ba)?sh\b'; then echo "$file"; fi

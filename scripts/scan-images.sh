@@ -4,7 +4,8 @@
 # A vulnerability scan needs a vulnerability database download, which these machines cannot
 # reach: it is reported as skipped, never as passed.
 #
-#   scripts/scan-images.sh [IMAGE_A IMAGE_B]   (default: app-a:dev app-b:dev, built if missing)
+#   scripts/scan-images.sh [IMAGE_A IMAGE_B]   (default: app-a:dev app-b:dev, built if missing,
+#                                               on the base image docker-build.sh chooses)
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -30,7 +31,7 @@ for i in 0 1; do
   image=${images[$i]}
   service=$([[ $i == 0 ]] && echo app_a || echo app_b)
   if ! docker image inspect "$image" >/dev/null 2>&1; then
-    IMAGE=$image ${BASE_IMAGE:+BASE_IMAGE=$BASE_IMAGE} "$repo/scripts/docker-build.sh" "$service" >/dev/null
+    IMAGE=$image "$repo/scripts/docker-build.sh" "$service" >/dev/null
   fi
   sbom=$out/${image//[:\/]/_}.spdx.json
   "$venv/syft" scan "docker:$image" --quiet --output "spdx-json=$sbom"

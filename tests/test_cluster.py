@@ -25,6 +25,7 @@ from harness.cluster import (
     jobs_body,
     kind_config,
     locust,
+    locust_verdict,
     port_forward,
     say,
     step,
@@ -103,7 +104,7 @@ def test_locust_acceptance_load(cluster):
     with step(cluster, "locust -f loadtest/jobs.py --headless: 500 requests, 0 failures"):
         proc = locust(cluster)
         out, err = proc.communicate(timeout=300)
-        say(out.strip().splitlines()[-1] if out.strip() else "locust printed nothing")
+        say(locust_verdict(err))
         assert proc.returncode == 0, out + err[-3000:]
         result = summary(cluster)
         assert result["requests"] == 500 and result["failures"] == 0
@@ -157,7 +158,7 @@ def test_rollout_restarts_under_load_drop_nothing(cluster):
         finally:
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=60)
-        say(out.strip().splitlines()[-1] if out.strip() else "locust printed nothing")
+        say(locust_verdict(err))
         result = summary(cluster)
         assert result["requests"] > 100 and result["failures"] == 0, out + err[-3000:]
 
@@ -196,6 +197,7 @@ def test_skaffold_dev_serves_an_edited_file_in_seconds(cluster, tmp_path):
     """`skaffold dev` with the default (minikube) overlay: an edited .py file is synced into the
     running pod and gunicorn reloads it; no rebuild, no new pod."""
     source = clean_checkout(tmp_path)  # the edit goes to a copy, never to the working tree
+    (source / ".venv").symlink_to(REPO / ".venv")  # Skaffold's test stage finds the venv made
     # -p -ci: the ci profile activates by itself on kind contexts; the dev loop is the default config.
     dev = subprocess.Popen(["skaffold", "dev", "-p", "-ci", "--kube-context", f"kind-{CLUSTER}",
                             "--port-forward=off", "--cleanup=true"],

@@ -35,7 +35,7 @@ def test_reproduces_the_ab_run_500_requests_4_users_no_failures(stack, services,
         [result.stdout, result.stderr[-4000:], services.logs("app_a")[-3000:]])
     assert summary["requests"] == 500 and summary["failures"] == 0 and summary["passed"]
     assert '"JobsUser": 4' in result.stderr  # four concurrent users, as ab -c 4
-    assert "LOAD TEST PASSED: 500 requests" in result.stdout
+    assert "LOAD TEST PASSED: 500 requests" in result.stderr
     assert (tmp_path / "report.html").stat().st_size > 0
 
 
@@ -44,8 +44,8 @@ def test_app_b_down_fails_with_a_one_line_reason(services, tmp_path):
     result, summary = locust(app_a.url, tmp_path, "--requests", "50")
     assert result.returncode != 0
     assert summary["failures"] == 50 and not summary["passed"]
-    assert "LOAD TEST FAILED: 50 of 50 requests failed" in result.stdout
-    assert "got 503" in result.stdout
+    assert "LOAD TEST FAILED: 50 of 50 requests failed" in result.stderr
+    assert "got 503" in result.stderr
 
 
 def test_invalid_token_scenario_expects_401(stack, tmp_path):
@@ -57,4 +57,18 @@ def test_invalid_token_scenario_expects_401(stack, tmp_path):
 def test_a_missed_threshold_fails_the_run(stack, tmp_path):
     result, summary = locust(stack.url, tmp_path, "--requests", "50", "--min-rps", "1000000")
     assert result.returncode != 0 and summary["failures"] == 0
-    assert "is under --min-rps" in result.stdout
+    assert "is under --min-rps" in result.stderr
+
+
+def test_json_output_parses_and_the_verdict_stays_off_stdout(stack, tmp_path):
+    result, summary = locust(stack.url, tmp_path, "--requests", "50", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    stats = json.loads(result.stdout)  # Locust's per-endpoint stats, nothing else on stdout
+    assert sum(entry["num_requests"] for entry in stats) == 50
+    assert "LOAD TEST PASSED: 50 requests" in result.stderr
+
+
+def test_a_stopped_stack_is_reported_as_no_answer(tmp_path):
+    result, summary = locust(f"http://127.0.0.1:{free_port()}", tmp_path, "--requests", "20")
+    assert result.returncode != 0 and summary["failures"] == 20
+    assert "no answer: " in result.stderr and "Connection refused" in result.stderr, result.stderr

@@ -127,6 +127,12 @@ def locust(cluster, *args, **kwargs):
         cwd=REPO, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+def locust_verdict(stderr):
+    """The load test's one-line verdict (jobs.py prints it to stderr)."""
+    return next((line for line in stderr.splitlines() if line.startswith("LOAD TEST")),
+                "locust printed no verdict")
+
+
 def summary(cluster):
     return json.loads((cluster.tmp / "locust" / "summary.json").read_text())
 
