@@ -1,6 +1,7 @@
 """End to end on a real Kubernetes: a kind cluster from the offline node image, deployed with
-`skaffold run -p ci`, checked with `skaffold verify`, loaded with Locust, restarted under load,
-probed for NetworkPolicy, then the `skaffold dev` loop, then torn down.
+`make run-app` (scan-images, then `skaffold run -p ci`), checked with `skaffold verify`, loaded
+with Locust, restarted under load, probed for NetworkPolicy, then the `skaffold dev` loop, then
+torn down.
 
 The tests run in file order and share one cluster (module fixture). Traffic goes only to
 127.0.0.1: `kubectl port-forward`, and a kind port mapping (127.0.0.1 only) onto a test NodePort
@@ -63,10 +64,13 @@ def cluster(tmp_path_factory):
         cluster.run("kind", "delete", "cluster", "--name", CLUSTER, check=False)
 
 
-def test_skaffold_run_deploys_the_ci_overlay(cluster):
-    with step(cluster, "skaffold run -p ci: both images built, loaded, deployed, all pods Ready"):
-        cluster.run("skaffold", "run", "-p", "ci", "--kube-context", f"kind-{CLUSTER}",
-                    "--status-check=true", timeout=900)
+def test_make_run_app_scans_then_deploys_the_ci_overlay(cluster):
+    """The seed's main task, end to end: `make scan-images`, then `skaffold run` (-p ci here)."""
+    with step(cluster, "make run-app (scan-images, skaffold run -p ci): images scanned, built, "
+                       "loaded, deployed, all pods Ready"):
+        cluster.run("make", "--no-print-directory", "run-app",
+                    f"SKAFFOLD_FLAGS=-p ci --kube-context kind-{CLUSTER} --status-check=true",
+                    timeout=1200)
         cluster.wait_rolled_out()
         for app in ("app-a", "app-b"):
             pods = cluster.pods(app)
@@ -93,7 +97,7 @@ def test_skaffold_verify_and_outside_traffic(cluster):
     with step(cluster, "GET /hello and POST /jobs through kubectl port-forward on 127.0.0.1"):
         with port_forward(cluster, "service/app-a", 5000) as url:
             hello = get(f"{url}/hello")
-            assert hello.status_code == 200 and hello.text == "Hello there"
+            assert hello.status_code == 200 and hello.text == "Hello there\n"
             jobs = get(f"{url}/jobs", method="POST", headers=TOKEN)
             assert jobs.status_code == 200 and jobs.text == JOBS_TEXT
             refused = get(f"{url}/jobs", method="POST", headers={"Authorization": "nope"})

@@ -94,7 +94,7 @@ def test_app_a_and_app_b_end_to_end_on_a_docker_network(engine, images, token):
                          env={"APP_B_URL": "http://app-b:5001", "APP_B_TIMEOUT": "2"})
 
     hello = requests.get(f"{app_a.url}/hello", timeout=10)
-    assert hello.status_code == 200 and hello.text == "Hello there"
+    assert hello.status_code == 200 and hello.text == "Hello there\n"
     jobs = requests.post(f"{app_a.url}/jobs", headers={"Authorization": token}, timeout=10)
     assert jobs.status_code == 200 and jobs.text == JOBS_TEXT
     unknown = requests.post(f"{app_a.url}/jobs", headers={"Authorization": "not-" + token}, timeout=10)

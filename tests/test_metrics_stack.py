@@ -96,7 +96,7 @@ def test_with_a_metrics_port_the_public_port_has_no_metrics(services):
     spoofed = requests.get(f"{app_a.url}/metrics", headers={"Host": f"127.0.0.1:{metrics_port}"},
                            timeout=5)
     assert spoofed.status_code == 404
-    assert requests.get(f"{app_a.url}/hello", timeout=5).text == "Hello there"
+    assert requests.get(f"{app_a.url}/hello", timeout=5).text == "Hello there\n"
     private = scrape(f"http://127.0.0.1:{metrics_port}")
     assert value(private, "http_request_duration_seconds_count", route="/metrics", status="404") == 2
 

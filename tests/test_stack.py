@@ -43,7 +43,7 @@ def test_valid_token_end_to_end(stack, services):
     assert response.status_code == 200 and response.text == JOBS_TEXT
     as_json = post_jobs(app_a, token="Bearer mytoken", headers={"Accept": "application/json"})
     assert as_json.json() == {"jobs": [{"title": "Devops", "description": "Awesome"}]}
-    assert requests.get(f"{app_a.url}/hello", timeout=5).text == "Hello there"
+    assert requests.get(f"{app_a.url}/hello", timeout=5).text == "Hello there\n"
     # The request id crossed the hop: app_b logged the id the caller chose.
     assert '"request_id": "e2e-42"' in services.logs("app_b")
 
@@ -154,7 +154,7 @@ def test_sigterm_stops_gracefully(services):
 
 
 @pytest.mark.parametrize("app, path, old, new", [
-    ("app_a", "/hello", '"Hello there"', '"Hello, reloaded"'),
+    ("app_a", "/hello", '"Hello there', '"Hello, reloaded'),
     ("app_b", "/readyz", 'status="ready"', 'status="reloaded"'),
 ])
 def test_reload_serves_edited_code(tmp_path, app, path, old, new):

@@ -40,7 +40,7 @@ def _token():
 
 @bp.get("/hello")
 def hello():
-    return Response("Hello there", mimetype="text/plain")
+    return Response("Hello there\n", mimetype="text/plain")
 
 
 @bp.post("/jobs")

@@ -8,7 +8,7 @@ JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
 def test_hello(client):
     response = client.get("/hello")
     assert response.status_code == 200
-    assert response.mimetype == "text/plain" and response.text == "Hello there"
+    assert response.mimetype == "text/plain" and response.text == "Hello there\n"
 
 
 @pytest.mark.parametrize("header", ["mytoken", "Bearer mytoken", "bearer   mytoken", " mytoken "])
