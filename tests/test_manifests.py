@@ -197,3 +197,14 @@ def test_skaffold_builds_and_unit_tests_both_images_for_ci(tmp_path):
         run("docker", "image", "inspect", build["tag"])
     run(skaffold, "diagnose", "-p", "ci", env=SKAFFOLD_ENV)
     run(skaffold, "test", "-p", "ci", "--build-artifacts", str(artifacts), env=SKAFFOLD_ENV)
+
+
+def test_every_namespaced_object_lands_in_app_ab(objects):
+    """An overlay's own resources must carry the namespace too: without it kubectl puts them in
+    the context's namespace. (overlays/ci's allow-smoke-check once landed in "default", so the
+    verify Job's pod was refused as soon as kube-router had programmed its rules.)"""
+    cluster_wide = {"Namespace"}
+    misplaced = {f"{kind}/{name}": doc["metadata"].get("namespace")
+                 for (kind, name), doc in objects.items()
+                 if kind not in cluster_wide and doc["metadata"].get("namespace") != "app-ab"}
+    assert misplaced == {}
