@@ -230,3 +230,15 @@ def test_app_b_listens_on_loopback_unless_told_otherwise(tmp_path):
                                       "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}).stdout.strip()
              for app in ("app_a", "app_b")}
     assert binds == {"app_a": "['0.0.0.0:5000']", "app_b": "['127.0.0.1:5001']"}
+
+
+def test_the_verify_smoke_check_passes_on_the_stack_and_fails_without_it(stack):
+    """overlays/ci/smoke_check.py, the `skaffold verify` Job's check, run here the same way."""
+    app_a, _ = stack
+    check = [sys.executable, str(REPO / "overlays" / "ci" / "smoke_check.py")]
+    passed = subprocess.run([*check, app_a.url], capture_output=True, text=True, timeout=60)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "POST /jobs valid token: 200 (want 200)" in passed.stdout
+    failed = subprocess.run([*check, f"http://127.0.0.1:{free_port()}"], capture_output=True,
+                            text=True, timeout=60)
+    assert failed.returncode == 1 and "GET /hello: unreachable" in failed.stdout, failed.stdout
