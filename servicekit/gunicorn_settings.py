@@ -4,27 +4,48 @@ A service's gunicorn.conf.py is two lines: `globals().update(settings("app_a", 5
 """
 import glob
 import importlib
+import logging
 import os
+import re
 import shutil
 import signal
 import sys
 import tempfile
 
+# gunicorn quotes the offending text when it refuses a request ("Invalid HTTP Header:
+# 'Authorization <token>'"); a client's mistake must not put its credentials in the log. All
+# from the first quote on goes: the quoted text may itself contain quotes.
+_QUOTED = re.compile(r"['\"].*", re.S)
 
-def settings(service, default_port):
-    """gunicorn's settings and server hooks for `service` (the package name, e.g. "app_a")."""
+
+class RedactRefusedRequests(logging.Filter):
+    """Keeps what gunicorn says about a refused request, minus the request text it quotes."""
+
+    def filter(self, record):
+        message = record.getMessage()
+        if message.startswith("Invalid request from"):
+            record.msg, record.args = _QUOTED.sub("'<redacted>'", message), ()
+        return True
+
+
+def settings(service, default_port, default_host="0.0.0.0"):
+    """gunicorn's settings and server hooks for `service` (the package name, e.g. "app_a");
+    `default_host` is where it listens unless HOST says otherwise."""
     # prometheus_client decides where samples live when it is first imported, which importing
     # the service below does; so first point it at a directory all workers share and a scrape
-    # sums. Unless the environment names one, that is a directory of this server's own under
-    # /tmp (the one writable place in the container), removed on exit.
-    own_metrics_dir = os.path.join(tempfile.gettempdir(), f"{service}-metrics-{os.getpid()}")
-    metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", own_metrics_dir)
+    # sums. Unless the environment names one, that is a new private directory (mode 0700, with
+    # an unguessable name in a shared /tmp), removed on exit.
+    own_metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        own_metrics_dir = tempfile.mkdtemp(prefix=f"{service}-metrics-{os.getpid()}-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
     from prometheus_client import multiprocess
 
     from .settings import ConfigError, positive_number
 
-    host = os.environ.get("HOST", "0.0.0.0")
+    host = os.environ.get("HOST", default_host)
     port = os.environ.get("PORT", str(default_port))
     try:
         config = importlib.import_module(f"{service}.config").load(os.environ)
@@ -71,7 +92,7 @@ def settings(service, default_port):
         multiprocess.mark_process_dead(worker.pid, metrics_dir)
 
     def on_exit(server):
-        if metrics_dir == own_metrics_dir:
+        if own_metrics_dir:
             shutil.rmtree(own_metrics_dir, ignore_errors=True)
 
     return {
@@ -80,6 +101,11 @@ def settings(service, default_port):
         # connections stay alive (app_a's pooled connections to app_b are reused).
         "worker_class": "gthread",
         "keepalive": 75,
+        # Few, short headers: real clients send about ten; 32 of up to 4 KiB each still leaves
+        # room for a 256-character token, and a flood of huge headers is refused (431) before
+        # any of it is parsed into a request.
+        "limit_request_fields": 32,
+        "limit_request_field_size": 4096,
         # The heartbeat file must live on a writable tmpfs when the root filesystem is read-only.
         "worker_tmp_dir": "/dev/shm" if os.path.isdir("/dev/shm") else None,
         # No runtime control socket: it would need a writable home directory and nothing uses it.
@@ -104,8 +130,9 @@ def _log_config(level):
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         }},
+        "filters": {"redact": {"()": RedactRefusedRequests}},
         "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
-                                "stream": "ext://sys.stdout"}},
+                                "stream": "ext://sys.stdout", "filters": ["redact"]}},
         "root": {"level": level, "handlers": ["stdout"]},
         "loggers": {"gunicorn.error": {"level": level, "handlers": ["stdout"], "propagate": False}},
     }

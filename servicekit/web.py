@@ -3,12 +3,25 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import abort, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 # Only ids that are safe to echo into headers and logs are kept; anything else is replaced.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def no_fields():
+    return {}
+
+
+@dataclass(frozen=True)
+class RequestLog:
+    """The service's logger (named after it: "app_a", "app_b"), and what it adds to each line."""
+    logger: logging.Logger
+    fields: Callable[[], dict] = no_fields
 
 
 def error(status, reason, **headers):
@@ -29,10 +42,10 @@ def _start():
 
 def _finish(response):
     response.headers["X-Request-ID"] = g.request_id
-    request_log, log_fields = current_app.extensions["request_log"]
-    request_log.info("request", extra={
+    request_log = current_app.extensions["request_log"]
+    request_log.logger.info("request", extra={
         "request_id": g.request_id, "method": request.method, "path": request.path,
-        "status": response.status_code, **log_fields(),
+        "status": response.status_code, **request_log.fields(),
         "duration_ms": round((time.perf_counter() - g.started) * 1000, 2),
     })
     return response
@@ -48,19 +61,14 @@ def _http_error(exc):
 
 
 def _crash(exc):
-    current_app.extensions["request_log"][0].exception(
+    current_app.extensions["request_log"].logger.exception(
         "unhandled error", extra={"request_id": g.get("request_id")})
     return error(500, "internal error")
 
 
-def no_fields():
-    return {}
-
-
 def install(app, log_fields=no_fields):
     """Request ids, the request log line (plus the service's `log_fields()`), JSON errors."""
-    # The logger is named after the service ("app_a", "app_b").
-    app.extensions["request_log"] = (logging.getLogger(app.name), log_fields)
+    app.extensions["request_log"] = RequestLog(logging.getLogger(app.name), log_fields)
     app.before_request(_start)
     app.after_request(_finish)
     app.register_error_handler(HTTPException, _http_error)

@@ -2,6 +2,7 @@
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -168,6 +169,25 @@ def test_seed_token_comes_from_a_secret_file(objects):
     assert config["data"]["SEED_TOKEN_FILE"] == "/var/run/secrets/app-b/seed-token"
     secret_volume = next(v for v in app_b["volumes"] if "secret" in v)
     assert secret_volume["secret"]["secretName"].startswith("app-b-seed")
+
+
+def test_the_dev_overlays_generate_the_seed_secret_the_deployment_mounts(objects):
+    secrets = of_kind(objects, "Secret")
+    [name] = [name for name in secrets if name.startswith("app-b-seed-")]
+    assert secrets[name]["metadata"]["namespace"] == "app-ab"
+    mounted = next(v for v in pod_specs(objects)["app-b"]["spec"]["volumes"] if "secret" in v)
+    assert mounted["secret"]["secretName"] == name
+
+
+def test_base_mounts_a_seed_secret_it_does_not_make():
+    """The dev token lives only in components/dev-seed-token: any overlay of base that does not
+    add it must supply the Secret itself (or app-b's pod does not start)."""
+    docs = list(yaml.safe_load_all(run(require_tool("kubectl"), "kustomize", "base")))
+    assert [doc for doc in docs if doc["kind"] == "Secret"] == []
+    app_b = next(doc for doc in docs if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "app-b")
+    secret_volume = next(v for v in app_b["spec"]["template"]["spec"]["volumes"] if "secret" in v)
+    assert secret_volume["secret"]["secretName"] == "app-b-seed"
+    assert [path for path in Path(REPO, "base").rglob("*") if "mytoken" in path.read_text()] == []
 
 
 @pytest.mark.parametrize("profile", [[], ["-p", "ci"]], ids=["default", "ci"])

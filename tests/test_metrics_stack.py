@@ -131,7 +131,9 @@ def test_killed_workers_leave_no_request_in_flight(services):
 
 def test_the_servers_own_samples_directory_is_removed_on_exit(services):
     app_b = services.app_b(GUNICORN_WORKERS="2")
-    directory = Path(tempfile.gettempdir()) / f"app_b-metrics-{app_b.proc.pid}"
+    # A new directory of its own, for its user alone, not a name another user could guess.
+    [directory] = Path(tempfile.gettempdir()).glob(f"app_b-metrics-{app_b.proc.pid}-*")
+    assert directory.stat().st_mode & 0o777 == 0o700
     # Each worker writes files named after its pid once its app is loaded. Waiting for both also
     # keeps SIGTERM out of a booting worker, which gunicorn would leave running.
     assert poll(lambda: len({path.stem.rsplit("_", 1)[1] for path in directory.glob("*.db")}) == 2, 15)

@@ -2,7 +2,10 @@
 import os
 import shutil
 import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -183,3 +186,59 @@ def test_reload_serves_edited_code(tmp_path, app, path, old, new):
         assert poll(served, 30, interval=0.2), (tmp_path / "log").read_text()[-2000:]
     finally:
         service.stop()
+
+
+def raw_request(url, request_bytes):
+    """Send bytes as they are (no client library tidies them up); return the status line."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request_bytes)
+        return sock.makefile("rb").readline().decode()
+
+
+@pytest.mark.parametrize("extra", [
+    "".join(f"X-Filler-{i}: {'x' * 16}\r\n" for i in range(40)),  # too many header fields
+    f"X-Big: {'x' * 5000}\r\n",  # one field too large
+], ids=["40 fields", "a 5000-byte field"])
+def test_oversized_headers_are_refused_before_the_app(stack, extra):
+    app_a, _ = stack
+    status = raw_request(app_a.url, f"POST /jobs HTTP/1.1\r\nHost: a\r\nAuthorization: mytoken\r\n"
+                                    f"{extra}Content-Length: 0\r\n\r\n".encode())
+    assert status.startswith("HTTP/1.1 431"), status
+
+
+def test_a_refused_request_never_logs_its_token(stack, services):
+    app_a, app_b = stack
+    secret = "tok-" + "s3cr3t" * 4
+    for service in (app_a, app_b):
+        status = raw_request(service.url, f"POST /jobs HTTP/1.1\r\nHost: a\r\nAuthorization {secret}"
+                                          f"\r\nContent-Length: 0\r\n\r\n".encode())
+        assert status.startswith("HTTP/1.1 400"), status
+    for name in ("app_a", "app_b"):
+        logs = services.logs(name)
+        assert "Invalid request from ip=127.0.0.1" in logs  # the refusal is still logged
+        assert "s3cr3t" not in logs
+
+
+def test_app_b_listens_on_loopback_unless_told_otherwise(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "HOST"}
+    script = ("import sys; sys.argv = ['gunicorn']; ns = {}; "
+              "exec(open('gunicorn.conf.py').read(), ns); print(ns['bind'])")
+    binds = {app: subprocess.run([sys.executable, "-c", script], cwd=REPO / app, capture_output=True,
+                                 text=True, check=True, timeout=60,
+                                 env={**env, "PYTHONPATH": str(REPO),
+                                      "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}).stdout.strip()
+             for app in ("app_a", "app_b")}
+    assert binds == {"app_a": "['0.0.0.0:5000']", "app_b": "['127.0.0.1:5001']"}
+
+
+def test_the_verify_smoke_check_passes_on_the_stack_and_fails_without_it(stack):
+    """overlays/ci/smoke_check.py, the `skaffold verify` Job's check, run here the same way."""
+    app_a, _ = stack
+    check = [sys.executable, str(REPO / "overlays" / "ci" / "smoke_check.py")]
+    passed = subprocess.run([*check, app_a.url], capture_output=True, text=True, timeout=60)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "POST /jobs valid token: 200 (want 200)" in passed.stdout
+    failed = subprocess.run([*check, f"http://127.0.0.1:{free_port()}"], capture_output=True,
+                            text=True, timeout=60)
+    assert failed.returncode == 1 and "GET /hello: unreachable" in failed.stdout, failed.stdout

@@ -3,6 +3,7 @@ import logging
 import re
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.datastructures import MIMEAccept
 
 from servicekit.web import error
 
@@ -43,11 +44,27 @@ def hello():
     return Response("Hello there\n", mimetype="text/plain")
 
 
+def _wanted(offered):
+    """The offered type the Accept header prefers. Media-type parameters (charset=utf-8) do not
+    change the type: both formats are UTF-8 anyway. No Accept header means anything goes."""
+    if not request.accept_mimetypes:
+        return offered[0]
+    accept = MIMEAccept([(value.split(";", 1)[0].strip(), quality)
+                         for value, quality in request.accept_mimetypes])
+    return accept.best_match(offered)
+
+
 @bp.post("/jobs")
 def jobs():
-    # No Accept header means anything goes (RFC 9110); text is the original format.
-    offered = ["text/plain", "application/json"]
-    wanted = request.accept_mimetypes.best_match(offered) if request.accept_mimetypes else offered[0]
+    response = _jobs()
+    # A job list is per caller: no cache may keep it, and no client may guess its type.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _jobs():
+    wanted = _wanted(["text/plain", "application/json"])  # text: the original format
     if wanted is None:
         return error(406, "jobs are served as text/plain or application/json")
     token, problem = _token()

@@ -104,3 +104,21 @@ def test_unexpected_errors_are_500_without_a_stack_trace(client, fake_auth):
     response = client.post("/jobs", headers={"Authorization": "mytoken"})
     assert response.status_code == 500 and response.get_json() == {"error": "internal error"}
     assert b"secret internals" not in response.data
+
+
+@pytest.mark.parametrize("accept, mimetype", [
+    ("application/json; charset=utf-8", "application/json"),
+    ("text/plain; charset=utf-8", "text/plain"),
+    ("text/plain;q=0.5, application/json; charset=utf-8", "application/json"),
+])
+def test_accept_parameters_do_not_change_the_type(client, accept, mimetype):
+    response = client.post("/jobs", headers={"Authorization": "mytoken", "Accept": accept})
+    assert response.status_code == 200 and response.mimetype == mimetype
+
+
+@pytest.mark.parametrize("headers, status", [({"Authorization": "mytoken"}, 200), ({}, 401)])
+def test_job_answers_are_never_cached_or_sniffed(client, headers, status):
+    response = client.post("/jobs", headers=headers)
+    assert response.status_code == status
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"

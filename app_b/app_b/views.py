@@ -13,7 +13,10 @@ log = logging.getLogger("app_b")
 def _token_from_request():
     """Return (token, None) or (None, error response); accepts a form field or a JSON body."""
     if request.mimetype == "application/json":
-        body = request.get_json(silent=True)
+        try:
+            body = request.get_json(silent=True)
+        except RecursionError:  # nested thousands deep: json gives up, and so does the request
+            return None, error(400, "JSON body nested too deeply")
         token = body.get("token") if isinstance(body, dict) else None
         if token is not None and not isinstance(token, str):
             return None, error(400, "token must be a string")

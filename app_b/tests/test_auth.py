@@ -94,3 +94,13 @@ def test_unexpected_errors_are_500_without_a_stack_trace(app, client, caplog):
     assert response.get_json() == {"error": "internal error"}
     assert b"secret internals" not in response.data and b"Traceback" not in response.data
     assert any(r.getMessage() == "unhandled error" for r in caplog.records)
+
+
+@pytest.mark.parametrize("depth", [5000, 8000])
+def test_json_nested_thousands_deep_is_400_without_a_traceback(client, db_path, caplog, depth):
+    before = users(db_path)
+    response = client.post("/auth", data="[" * depth + "]" * depth, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "JSON body nested too deeply"}
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    assert users(db_path) == before

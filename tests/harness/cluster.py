@@ -69,8 +69,9 @@ class Cluster:
                      ("-n", "kube-system", "logs", "-l", "k8s-app=kube-proxy", "--tail=100")):
             result = self.run("kubectl", *args, check=False, timeout=60)
             print(f"--- kubectl {' '.join(args)}\n{result.stdout}{result.stderr}")
-        for command in (("nft", "list", "table", "ip", "kube-proxy"), ("iptables-save", "-t", "filter"),
-                        ("ipset", "list")):
+        # With packet counters: the REJECT rule that refused a connection shows a count.
+        for command in (("nft", "list", "table", "ip", "kube-proxy"),
+                        ("iptables-save", "-c", "-t", "filter"), ("ipset", "list")):
             result = self.run("docker", "exec", f"{CLUSTER}-control-plane", *command,
                               check=False, timeout=60)
             print(f"--- node: {' '.join(command)}\n{result.stdout}{result.stderr}")
