@@ -19,7 +19,7 @@ offline=$repo/offline
 RECIPE_LABEL=local.kind-node.recipe
 NETFILTER_BASE=local/netfilter:bookworm
 NODE_ROOTFS=local/kind-node-rootfs:bookworm
-say() { echo "build-node-image: $*" >&2; }
+say() { echo "node-image: $*" >&2; }
 
 module_version() {  # module_version TOOLS_DIR MODULE
   (cd "$offline/tools/$1" && go list -m -f '{{.Version}}' "$2")

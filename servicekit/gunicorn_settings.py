@@ -55,6 +55,8 @@ def settings(service, default_port, default_host="0.0.0.0"):
         if str(config.metrics_port) == port:
             raise ConfigError(f"METRICS_PORT must differ from PORT ({port})")
     except ConfigError as exc:
+        if own_metrics_dir:
+            os.rmdir(own_metrics_dir)  # still empty: nothing has run
         raise SystemExit(f"{service}: invalid configuration: {exc}") from None
 
     bind = [f"{host}:{port}"]
