@@ -6,4 +6,5 @@ set -euo pipefail
 service=${1:?usage: $0 app_a|app_b}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 make --no-print-directory --silent .venv/.dev
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$service/tests"
+# No bytecode in the source tree: Skaffold watches it, and a written .pyc is a change there.
+PYTHONDONTWRITEBYTECODE=1 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$service/tests"
