@@ -1,12 +1,12 @@
 import http.server
 import json
-import socket
 import threading
 
 import pytest
 
 from app_a import create_app
 from app_a.auth_client import AuthResult, Outcome
+from harness.stack import free_port
 
 
 class FakeAuth:
@@ -86,6 +86,4 @@ def app_b_stub():
 @pytest.fixture
 def closed_port():
     """A loopback port with nothing listening (bound then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port()

@@ -1,8 +1,7 @@
 import pytest
 
 from app_a.auth_client import AuthResult, Outcome
-
-JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
+from harness.stack import JOBS_TEXT
 
 
 def test_hello(client):
