@@ -13,7 +13,9 @@ import yaml
 
 from .stack import REPO, REPORT, TOKEN, free_port, poll
 
-CLUSTER = "app-ab-e2e"  # kind-app-ab-e2e: skaffold's ci profile activates on kind-.* contexts
+# kind-<name>: skaffold's ci profile activates on kind-.* contexts. E2E_CLUSTER lets two
+# checkouts on one machine run the suite at once.
+CLUSTER = os.environ.get("E2E_CLUSTER", "app-ab-e2e")
 NAMESPACE = "app-ab"
 NODE_PORT = 30500
 
