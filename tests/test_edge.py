@@ -38,7 +38,8 @@ def test_hostile_sockets_wait_on_nginx_and_are_closed_by_its_timeouts(edge, kind
         assert p99(answers) < 0.1, f"{kind}: p99 {p99(answers) * 1000:.0f} ms over {len(answers)} requests"
         closed = poll(lambda: hostile.closed() == hostile.count, EDGE_TIMEOUT + 5, interval=0.5)
         assert closed, f"{kind}: {hostile.closed()} of {hostile.count} hostile sockets closed"
-    assert requests.post(f"{edge.url}/jobs", headers={"Authorization": "mytoken"}, timeout=5).text == JOBS_TEXT
+    after = requests.post(f"{edge.url}/jobs", headers={"Authorization": "mytoken"}, timeout=5)
+    assert after.text == JOBS_TEXT
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -116,7 +117,8 @@ def test_run_edge_serves_through_nginx_and_ctrl_c_stops_all(tmp_path):
     public = f"http://127.0.0.1:{ports['--port-a']}"
     try:
         printed = read_until(proc.stdout, "make loadtest")
-        assert f"edge: {public}" in printed and f"gunicorn http://127.0.0.1:{ports['--port-gunicorn']}" in printed
+        assert f"edge: {public}" in printed
+        assert f"gunicorn http://127.0.0.1:{ports['--port-gunicorn']}" in printed
         hello = get(f"{public}/hello")
         assert hello and hello.headers["Server"] == "nginx" and hello.text == "Hello there\n"
     finally:
