@@ -4,3 +4,23 @@ so those names hang under them instead of under stand-ins pytest would make of t
 app_b/ folders, which hold the packages of the same name."""
 import app_a  # noqa: F401
 import app_b  # noqa: F401
+
+import pytest  # noqa: E402 (after the service packages, as said above)
+
+from harness.postgres import PostgresServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server for the session (app_b's store suite, the stacks)."""
+    server = PostgresServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL server of this test's own, which it may stop and start."""
+    server = PostgresServer().start()
+    yield server
+    server.remove()
