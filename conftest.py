@@ -2,12 +2,11 @@
 app_a/tests/test_config.py as app_a.tests.test_config. Import the services' real packages first,
 so those names hang under them instead of under stand-ins pytest would make of the app_a/ and
 app_b/ folders, which hold the packages of the same name."""
+import pytest
+
 import app_a  # noqa: F401
 import app_b  # noqa: F401
-
-import pytest  # noqa: E402 (after the service packages, as said above)
-
-from harness.postgres import PostgresServer  # noqa: E402
+from harness.postgres import PostgresServer
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,10 @@ CONNECTION_WAIT_SECONDS = 1.0
 # At start-up (a pod beside a PostgreSQL that is itself starting) wait this long for a first
 # connection: within the 30 s the startup probe allows.
 START_WAIT_SECONDS = 10.0
+# While the server is away the pool retries with growing pauses (1, 2, 4 ... s); stopping after
+# this long means the next request starts a new attempt at once, so app_b is back within
+# seconds of PostgreSQL, not after the last (possibly minute-long) pause.
+RECONNECT_TIMEOUT_SECONDS = 5.0
 # More connections than a worker's threads (GUNICORN_THREADS, 4 by default): none ever waits.
 POOL_MAX_SIZE = 8
 # libpq's own connect timeout, unless the URL sets one: a blackholed server fails in bounded time.
@@ -69,6 +73,7 @@ class PostgresStore(TokenStore):
         given = conninfo_to_dict(url)
         self.pool = ConnectionPool(
             url, open=False, min_size=1, max_size=POOL_MAX_SIZE, timeout=CONNECTION_WAIT_SECONDS,
+            reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             kwargs={"autocommit": True, **{k: v for k, v in defaults.items() if k not in given}})
         try:
             self.pool.open(wait=True, timeout=START_WAIT_SECONDS)

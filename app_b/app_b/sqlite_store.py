@@ -59,7 +59,7 @@ class SqliteStore(TokenStore):
             try:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreUnavailable(f"cannot create the directory of {self.path}: {exc.strerror}") from None
+                raise StoreUnavailable(f"cannot make the directory of {self.path}: {exc.strerror}") from None
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA foreign_keys = ON")

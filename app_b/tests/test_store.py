@@ -3,7 +3,8 @@ import multiprocessing
 
 import pytest
 
-from app_b import config, postgres_store, sqlite_store, store as token_store
+from app_b import config, postgres_store, sqlite_store
+from app_b import store as token_store
 from servicekit.settings import ConfigError
 
 
