@@ -155,7 +155,7 @@ def test_workers_racing_on_a_fresh_database_leave_one_schema(services):
     with sqlite3.connect(services.db_path) as conn:
         tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         users = conn.execute("SELECT username FROM users").fetchall()
-    assert tables == [("users",)] and users == [("admin",)]
+    assert sorted(tables) == [("tokens",), ("users",)] and users == [("admin",)]
 
 
 def test_invalid_configuration_fails_fast_with_a_clear_message(services):
