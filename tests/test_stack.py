@@ -109,14 +109,16 @@ def test_frozen_app_b_gives_504_within_the_timeout(stack):
     assert post_jobs(app_a).status_code == 200
 
 
-def test_app_b_failing_gives_502(stack, services):
+def test_app_b_without_its_database_gives_503_through_app_a(stack, services):
+    """app_b answers 503 when its database fails under it; app_a passes that on as 503 (the
+    auth service is unavailable), not as a broken answer (502)."""
     app_a, _ = stack
     with sqlite3.connect(services.db_path) as conn:
-        conn.execute("ALTER TABLE users RENAME TO broken")
+        conn.execute("ALTER TABLE tokens RENAME TO broken")
     response = post_jobs(app_a)
-    assert response.status_code == 502
-    assert response.json() == {"error": "auth service sent an invalid answer"}
-    assert "Traceback" not in response.text
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.json() == {"error": "auth service unavailable"}
+    assert "Traceback" not in services.logs("app_a") + services.logs("app_b")
 
 
 def test_wrong_app_b_url_gives_502(services):
