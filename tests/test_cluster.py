@@ -94,7 +94,7 @@ def test_default_storage_class_provisions_volumes(cluster):
     """The node's default StorageClass provisions a volume for a plain claim (local-path-provisioner):
     it binds, and what one pod wrote is there for the next pod."""
     probe_ns = "volume-probe"
-    image = cluster.pods("app-a")[0]["spec"]["containers"][0]["image"]
+    image = image_of(cluster.pods("app-a")[0], "app-a")  # one with python3
     written = os.urandom(8).hex()
     cluster.kubectl("create", "namespace", probe_ns)
     try:
