@@ -58,7 +58,7 @@ e2e: $(VENV)/.dev tools ## only the real-cluster suite (its own throwaway kind c
 	$(VENV)/bin/python -m pytest -s tests/test_cluster.py
 
 lock: $(VENV)/.dev ## hash-pin every requirements.txt after a requirements.in edit (keeps other pins)
-	for dir in app_a app_b; do \
+	for dir in app_a app_b loadtest; do \
 	  uv pip compile --quiet $(UPGRADE) --generate-hashes --python-version 3.11 \
 	    $$dir/requirements.in -o $$dir/requirements.txt; done
 	uv pip compile --quiet $(UPGRADE) --generate-hashes --python-version 3.11 \
