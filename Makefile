@@ -88,8 +88,9 @@ loadtest: $(VENV)/.dev ## the ab acceptance load as Locust, against HOST (defaul
 
 # In the current kube context's app-ab namespace (the app deployed there, e.g. by deploy-task):
 # builds and loads the load generator image, runs components/loadgenerator, exits 1 on a failed run.
+# Quiet (@): stdout is the run's summary, one JSON line; the master's log goes to stderr.
 loadtest-cluster: ## the load inside the cluster, distributed (WORKERS=2 REQUESTS=500 USERS=4 ARGS=...)
-	$(PYTHON) scripts/loadtest_cluster.py $(if $(WORKERS),--workers $(WORKERS)) \
+	@$(PYTHON) scripts/loadtest_cluster.py $(if $(WORKERS),--workers $(WORKERS)) \
 	  $(if $(REQUESTS),--requests $(REQUESTS)) $(if $(USERS),--users $(USERS)) $(if $(ARGS),-- $(ARGS))
 
 bench: $(VENV)/.dev ## benchmark, about 2 min: this design vs the naive original (ARGS="--requests N")

@@ -88,8 +88,16 @@ def load_image(image, context):
              f"`scripts/docker-build.sh loadtest` to a registry it pulls from and pass --image")
 
 
-def render(directory, options, image):
-    """The component with this run's settings, image and extra master options, as a
+def seed_secret(kubectl):
+    """The Secret app-b reads its seed token from: app-b-seed, or the name kustomize generated
+    for it (app-b-seed-<hash>, components/dev-seed-token). The load runs as that seed user."""
+    pod = json.loads(kubectl("get", "deployment", "app-b", "-o", "json"))["spec"]["template"]["spec"]
+    names = [volume["secret"]["secretName"] for volume in pod["volumes"] if "secret" in volume]
+    return next((name for name in names if name.startswith("app-b-seed")), "app-b-seed")
+
+
+def render(directory, options, image, secret="app-b-seed"):
+    """The component with this run's settings, image, seed Secret and extra master options, as a
     kustomization in `directory`; returns the rendered manifests."""
     settings = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "loadgenerator-settings"},
                 "data": {"LOCUST_EXPECT_WORKERS": str(options.workers),
@@ -103,10 +111,16 @@ def render(directory, options, image):
         "components": [os.path.relpath(COMPONENT, directory)],  # kustomize wants it relative
         "images": [{"name": "loadgenerator", "newName": name, "newTag": tag}],
     }
+    token = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": JOB},
+             "spec": {"template": {"spec": {"containers": [{"name": "master", "env": [
+                 {"name": "LOCUST_TOKEN",
+                  "valueFrom": {"secretKeyRef": {"name": secret, "key": "seed-token"}}}]}]}}}}
+    kustomization["patches"] = [{"patch": json.dumps(token)}]
     if options.locust_args:
         add = [{"op": "add", "path": "/spec/template/spec/containers/0/args/-", "value": arg}
                for arg in options.locust_args]
-        kustomization["patches"] = [{"target": {"kind": "Job", "name": JOB}, "patch": json.dumps(add)}]
+        # The master is the Job's one container.
+        kustomization["patches"].append({"target": {"kind": "Job", "name": JOB}, "patch": json.dumps(add)})
     # JSON is YAML: no YAML library needed.
     for filename, content in (("settings.yaml", settings), ("kustomization.yaml", kustomization)):
         with open(os.path.join(directory, filename), "w") as out:
@@ -147,11 +161,16 @@ def main(argv):
         image = build_image()
         load_image(image, context)
     with tempfile.TemporaryDirectory() as directory:
-        manifests = render(directory, options, image)
-    # A Job's pod template is immutable: the previous run's objects go first.
-    kubectl("delete", "--ignore-not-found", "--wait=true", "-f", "-", input=manifests, timeout=180)
+        manifests = render(directory, options, image, seed_secret(kubectl))
+    # A Job's pod template is immutable, and a worker of an earlier run would join this run's
+    # master: the previous run's objects go first, pods and all (foreground deletion).
+    kubectl("delete", "--ignore-not-found", "--cascade=foreground", "--wait=true", "-f", "-",
+            input=manifests, timeout=180)
+    # Also the pods of a run whose objects were deleted without waiting (the end of a run).
+    kubectl("wait", "--for=delete", "pod", "-l", "app.kubernetes.io/component=loadgenerator",
+            "--timeout=180s", timeout=200)
     kubectl("apply", "-f", "-", input=manifests)
-    print(f"loadtest-cluster: {options.workers} workers, {options.users} users, "
+    print(f"loadtest-cluster: {options.workers} worker(s), {options.users} users, "
           f"{options.requests} requests against app-a:5000 in {context}/{options.namespace}",
           file=sys.stderr, flush=True)
     try:
