@@ -229,15 +229,20 @@ def test_distributed_load_req_per_s_by_worker_count(cluster):
     """One fixed load over 1, 2 and 4 Locust workers, app-a held at 3 pods: where the load
     generator stops being the limit. Bounded: each run stops at --run-time whatever happens."""
     hold_autoscaler(cluster, 3, 3)
-    assert poll(lambda: app_a_replicas(cluster) == (3, 3), 120), "app-a never reached 3 ready pods"
     runs = {}
-    for workers in (1, 2, 4):
-        with step(cluster, f"make loadtest-cluster WORKERS={workers} REQUESTS=3000 USERS=8: 0 failures"):
-            result, run = loadtest_cluster(cluster, f"WORKERS={workers}", "REQUESTS=3000", "USERS=8",
-                                           "ARGS=--run-time 120s --max-p99-ms 5000", timeout=400)
-            assert result.returncode == 0, result.stdout + result.stderr[-4000:]
-            assert run["requests"] == 3000 and run["failures"] == 0
-            runs[workers] = run
+    try:
+        assert poll(lambda: app_a_replicas(cluster) == (3, 3), 120), "app-a never had 3 ready pods"
+        for workers in (1, 2, 4):
+            with step(cluster, f"make loadtest-cluster WORKERS={workers} REQUESTS=3000 USERS=8: "
+                               "0 failures"):
+                result, run = loadtest_cluster(cluster, f"WORKERS={workers}", "REQUESTS=3000",
+                                               "USERS=8", "ARGS=--run-time 120s --max-p99-ms 5000",
+                                               timeout=400)
+                assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+                assert run["requests"] == 3000 and run["failures"] == 0
+                runs[workers] = run
+    finally:
+        hold_autoscaler(cluster, 1, 1)  # back to the one pod the other steps count
     say("distributed load (3000 requests, 8 users, app-a 3 pods): " + "; ".join(
         f"{workers} worker(s) {run['rps']} req/s, p99 {run['p99_ms']} ms" for workers, run in runs.items()))
 
