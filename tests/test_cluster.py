@@ -275,11 +275,11 @@ def test_app_a_scales_out_under_load_and_back(cluster):
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        with step(cluster, "sustained in-cluster load (2 workers, 8 users, 90 s): app-a scales out, "
+        with step(cluster, "sustained in-cluster load (2 workers, 8 users, 60 s): app-a scales out, "
                            "0 failures"):
             load = subprocess.Popen(
                 ["make", "--no-print-directory", "loadtest-cluster", "WORKERS=2", "USERS=8",
-                 "REQUESTS=0", "ARGS=--run-time 90s --max-p99-ms 5000"],
+                 "REQUESTS=0", "ARGS=--run-time 60s --max-p99-ms 5000"],
                 cwd=REPO, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             try:
                 scaled = poll(lambda: app_a_replicas(cluster)[1] > minimum, 150, interval=1)
