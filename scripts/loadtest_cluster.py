@@ -128,12 +128,23 @@ def render(directory, options, image, secret="app-b-seed"):
     return run("kubectl", "kustomize", directory)
 
 
+# Waiting reasons of a container that will not start by itself (a missing Secret or image).
+CANNOT_START = {"CreateContainerConfigError", "CreateContainerError", "ErrImagePull",
+                "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"}
+
+
 def job_outcome(kubectl):
-    """"Complete", "Failed" or None while the master Job runs."""
+    """"Complete", "Failed", "cannot start: <reason>", or None while the master Job runs."""
     status = json.loads(kubectl("get", "job", JOB, "-o", "json"))["status"]
     for condition in status.get("conditions", []):
         if condition["type"] in ("Complete", "Failed") and condition["status"] == "True":
             return condition["type"]
+    pods = json.loads(kubectl("get", "pods", "-l", f"job-name={JOB}", "-o", "json"))["items"]
+    for pod in pods:
+        for container in pod["status"].get("containerStatuses", []):
+            waiting = container["state"].get("waiting", {})
+            if waiting.get("reason") in CANNOT_START:
+                return f"cannot start: {waiting['reason']}: {waiting.get('message', '')}"
     return None
 
 
@@ -144,7 +155,7 @@ def wait_for(kubectl, timeout):
         if outcome:
             return outcome
         time.sleep(2)  # polling interval
-    return None
+    return "did not finish"
 
 
 def summary_line(log):
@@ -176,16 +187,17 @@ def main(argv):
     try:
         # Bounded by the Job's own activeDeadlineSeconds (components/loadgenerator), plus margin.
         outcome = wait_for(kubectl, 1260)
-        log = kubectl("logs", f"job/{JOB}", "--tail=-1")
-        sys.stderr.write(log)
-        line = summary_line(log)
-        if line:
-            print(line, flush=True)
+        if outcome in ("Complete", "Failed"):  # else the master never ran: there is no log
+            log = kubectl("logs", f"job/{JOB}", "--tail=-1")
+            sys.stderr.write(log)
+            line = summary_line(log)
+            if line:
+                print(line, flush=True)
     finally:
         if not options.keep:
             kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-", input=manifests)
     if outcome != "Complete":
-        fail(f"the master Job {outcome and outcome.lower() or 'did not finish'}: the load test failed", 1)
+        fail(f"the master Job {outcome.lower()}: the load test failed", 1)
     return 0
 
 
