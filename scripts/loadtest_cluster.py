@@ -134,11 +134,11 @@ CANNOT_START = {"CreateContainerConfigError", "CreateContainerError", "ErrImageP
 
 
 def job_outcome(kubectl):
-    """"Complete", "Failed", "cannot start: <reason>", or None while the master Job runs."""
+    """"complete", "failed", "cannot start: <reason>", or None while the master Job runs."""
     status = json.loads(kubectl("get", "job", JOB, "-o", "json"))["status"]
     for condition in status.get("conditions", []):
         if condition["type"] in ("Complete", "Failed") and condition["status"] == "True":
-            return condition["type"]
+            return condition["type"].lower()
     pods = json.loads(kubectl("get", "pods", "-l", f"job-name={JOB}", "-o", "json"))["items"]
     for pod in pods:
         for container in pod["status"].get("containerStatuses", []):
@@ -187,7 +187,7 @@ def main(argv):
     try:
         # Bounded by the Job's own activeDeadlineSeconds (components/loadgenerator), plus margin.
         outcome = wait_for(kubectl, 1260)
-        if outcome in ("Complete", "Failed"):  # else the master never ran: there is no log
+        if outcome in ("complete", "failed"):  # else the master never ran: there is no log
             log = kubectl("logs", f"job/{JOB}", "--tail=-1")
             sys.stderr.write(log)
             line = summary_line(log)
@@ -196,8 +196,8 @@ def main(argv):
     finally:
         if not options.keep:
             kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-", input=manifests)
-    if outcome != "Complete":
-        fail(f"the master Job {outcome.lower()}: the load test failed", 1)
+    if outcome != "complete":
+        fail(f"the master Job {outcome}: the load test failed", 1)
     return 0
 
 

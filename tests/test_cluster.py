@@ -210,6 +210,15 @@ def test_a_failed_in_cluster_run_fails_the_job_and_the_command(cluster):
         assert run["failures"] == 20 and not run["passed"]
         assert "LOAD TEST FAILED: 20 of 20 requests failed" in result.stderr
         assert "the master Job failed" in result.stderr
+    with step(cluster, "a master that cannot start (an invalid image name): the command says "
+                       "why at once, exits non-zero"):
+        started = time.monotonic()
+        # Upper case is not allowed in an image name: the kubelet refuses it without any pull.
+        result = cluster.run("python3", "scripts/loadtest_cluster.py", "--image",
+                             "LoadGenerator:invalid", check=False, timeout=300)
+        assert result.returncode == 1, result.stdout + result.stderr[-4000:]
+        assert "the master Job cannot start: InvalidImageName" in result.stderr, result.stderr
+        assert time.monotonic() - started < 120, "waited for the Job's deadline instead"
 
 
 def test_network_policy_is_enforced(cluster):
