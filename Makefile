@@ -11,10 +11,11 @@ BIN := $(CURDIR)/.bin
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help run run-edge test lint tools docker base-image lock upgrade loadtest bench tokens \
-        node-image cluster cluster-delete e2e run-app build-task scan-images deploy-task dev
+        loadtest-cluster node-image cluster cluster-delete e2e run-app build-task scan-images \
+        deploy-task dev
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
 
 $(VENV)/.runtime: app_a/requirements.txt app_b/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,7 +70,7 @@ e2e: $(VENV)/.dev tools ## only the real-cluster suite (its own throwaway kind c
 	$(VENV)/bin/python -m pytest -s tests/test_cluster.py
 
 lock: $(VENV)/.dev ## hash-pin every requirements.txt after a requirements.in edit (keeps other pins)
-	for dir in app_a app_b; do \
+	for dir in app_a app_b loadtest; do \
 	  uv pip compile --quiet $(UPGRADE) --generate-hashes --python-version 3.11 \
 	    $$dir/requirements.in -o $$dir/requirements.txt; done
 	uv pip compile --quiet $(UPGRADE) --generate-hashes --python-version 3.11 \
@@ -95,6 +96,13 @@ dev: $(VENV)/.dev ## skaffold dev: hot-reload edited .py files into the running 
 
 loadtest: $(VENV)/.dev ## the ab acceptance load as Locust, against HOST (default the local stack)
 	locust -f loadtest/jobs.py --headless --host $(or $(HOST),http://127.0.0.1:5000)
+
+# In the current kube context's app-ab namespace (the app deployed there, e.g. by deploy-task):
+# builds and loads the load generator image, runs components/loadgenerator, exits 1 on a failed run.
+# Quiet (@): stdout is the run's summary, one JSON line; the master's log goes to stderr.
+loadtest-cluster: ## the load inside the cluster, distributed (WORKERS=2 REQUESTS=500 USERS=4 ARGS=...)
+	@$(PYTHON) scripts/loadtest_cluster.py $(if $(WORKERS),--workers $(WORKERS)) \
+	  $(if $(REQUESTS),--requests $(REQUESTS)) $(if $(USERS),--users $(USERS)) $(if $(ARGS),-- $(ARGS))
 
 bench: $(VENV)/.dev ## benchmark, about 2 min: this design vs the naive original (ARGS="--requests N")
 	PYTHONPATH=scripts $(VENV)/bin/python bench/run.py $(ARGS)

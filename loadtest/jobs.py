@@ -6,16 +6,24 @@
 sent in total, then the run stops by itself. A request fails unless it is a 200 with the job list.
 The exit code is non-zero, with the reason on one line (on stderr, so that --json output on stdout
 stays JSON), when any request failed or a threshold is missed. `--scenario invalid-token` sends
-unknown tokens and expects 401 instead.
+unknown tokens and expects 401 instead. The verdict is followed by the run's summary as one
+JSON line (`{"requests": ..., "passed": ...}`), the same as summary.json beside --html.
 Every option below can also be set as an environment variable (LOCUST_REQUESTS=5000 ...).
+
+Distributed (components/loadgenerator runs it so in a cluster): `--master --expect-workers N` and
+N `--worker` processes. Each worker sends its share of --requests and tells the master when it is
+spent; the master ends the run once every worker's share is spent and counted, and alone judges
+the thresholds, over the totals of all workers.
 """
 import json
 import os
 import sys
+import time
 
 import gevent
 from locust import FastHttpUser, events, task
 from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
 
 JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
 
@@ -50,17 +58,54 @@ class Budget:
     def finish(self, environment):
         self.done += 1
         if self.done == self.total:
-            # Not quit() here: it would stop this very user greenlet half-way through quitting.
-            gevent.spawn(environment.runner.quit)
+            if isinstance(environment.runner, WorkerRunner):
+                environment.runner.send_message("budget_spent")  # the master ends the run
+            else:
+                # Not quit() here: it would stop this very user greenlet half-way through quitting.
+                gevent.spawn(environment.runner.quit)
+
+
+def share(total, workers, index):
+    """Worker `index`'s part of `total` requests: an even split, the first workers send the rest."""
+    return total // workers + (1 if index < total % workers else 0)
 
 
 budget = None
+spent = set()  # on the master: the workers whose share is sent
 
 
 @events.test_start.add_listener
 def on_test_start(environment, **_):
     global budget
-    budget = Budget(environment.parsed_options.requests)
+    options, runner = environment.parsed_options, environment.runner
+    total = options.requests
+    if isinstance(runner, WorkerRunner) and total:
+        # The master hands its options (--requests, --expect-workers ...) to every worker.
+        total = share(total, options.expect_workers, runner.worker_index)
+    budget = Budget(total)
+    spent.clear()
+
+
+@events.init.add_listener
+def on_init(environment, **_):
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message("budget_spent", on_budget_spent)
+
+
+def on_budget_spent(environment, msg, **_):
+    spent.add(msg.node_id)
+    if len(spent) == environment.parsed_options.expect_workers:
+        gevent.spawn(quit_once_counted, environment)
+
+
+def quit_once_counted(environment):
+    """Quit once the workers' last requests are in the totals: workers report every 3 s (and
+    once more when the master quits), so wait at most a few reports."""
+    deadline = time.monotonic() + 10
+    while (environment.stats.total.num_requests < environment.parsed_options.requests
+           and time.monotonic() < deadline):
+        gevent.sleep(0.2)
+    environment.runner.quit()
 
 
 class JobsUser(FastHttpUser):
@@ -125,6 +170,8 @@ def verdict(environment):
 
 @events.quitting.add_listener
 def check_thresholds(environment, **_):
+    if isinstance(environment.runner, WorkerRunner):
+        return  # a worker's stats go to the master as it runs; the master judges the totals
     summary, reason = verdict(environment)
     summary["passed"] = reason is None
     summary["reason"] = reason
@@ -141,3 +188,4 @@ def check_thresholds(environment, **_):
         print(f"LOAD TEST PASSED: {summary['requests']} requests, 0 failures, "
               f"{summary['rps']} req/s, p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms",
               file=sys.stderr, flush=True)
+    print(json.dumps(summary), file=sys.stderr, flush=True)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The seed's `scan-images` task, offline: lint the Dockerfiles (hadolint), policy-scan the
-# Dockerfiles and the rendered manifests (checkov), and write an SBOM per image (syft).
+# The seed's `scan-images` task, offline: lint the Dockerfiles (the services', the edge proxy's
+# and the load generator's, loadtest/) with hadolint, policy-scan them and the rendered manifests
+# (checkov), and write an SBOM per deployed image (syft).
 # A vulnerability scan needs a vulnerability database download, which these machines cannot
 # reach: it is reported as skipped, never as passed.
 #
@@ -14,7 +15,7 @@ out=$repo/reports/scan
 mkdir -p "$out"
 services=(app_a app_b edge)
 images=("${1:-app-a:dev}" "${2:-app-b:dev}" "${3:-app-a-edge:dev}")
-dockerfiles=("${services[@]/%//Dockerfile}")
+dockerfiles=("${services[@]/%//Dockerfile}" loadtest/Dockerfile)  # the load generator: not deployed, no SBOM
 
 echo "== hadolint"
 "$venv/hadolint" "${dockerfiles[@]}" && echo "hadolint: no findings"

@@ -1,7 +1,8 @@
 """End to end on a real Kubernetes: a kind cluster from the offline node image, deployed with
 `make run-app` (scan-images, then `skaffold run -p ci`), checked with `skaffold verify`, loaded
-with Locust, restarted under load, probed for NetworkPolicy, then the `skaffold dev` loop, then
-torn down.
+with Locust from outside and from inside (`make loadtest-cluster`, distributed), restarted under
+load, probed for NetworkPolicy, scaled out by its HorizontalPodAutoscaler, then the `skaffold dev`
+loop, then torn down.
 
 The tests run in file order and share one cluster (module fixture). Traffic goes only to
 127.0.0.1: `kubectl port-forward`, and a kind port mapping (127.0.0.1 only) onto a test NodePort
@@ -17,16 +18,20 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness.cluster import (
     CLUSTER,
     NAMESPACE,
     NODE_PORT,
     Cluster,
+    app_a_replicas,
     get,
+    hold_autoscaler,
     image_of,
     jobs_body,
     kind_config,
+    loadtest_cluster,
     locust,
     locust_verdict,
     port_forward,
@@ -88,6 +93,9 @@ def test_make_run_app_scans_then_deploys_the_ci_overlay(cluster):
                              "ports": [{"port": 5000, "targetPort": 5000, "nodePort": NODE_PORT}]}}
         cluster.kubectl("apply", "-f", "-", input=json.dumps(nodeport))
         assert poll(lambda: get(f"{cluster.url}/hello"), 30), "NodePort mapping never answered"
+    # The steps up to the autoscaling ones count app-a's pods (one): its HorizontalPodAutoscaler
+    # holds it there until test_app_a_scales_out_under_load_and_back sets the overlay's bounds.
+    hold_autoscaler(cluster, 1, 1)
 
 
 def test_default_storage_class_provisions_volumes(cluster):
@@ -184,8 +192,36 @@ def test_locust_acceptance_load(cluster):
         out, err = proc.communicate(timeout=300)
         say(locust_verdict(err))
         assert proc.returncode == 0, out + err[-3000:]
-        result = summary(cluster)
-        assert result["requests"] == 500 and result["failures"] == 0
+        outside = summary(cluster)
+        assert outside["requests"] == 500 and outside["failures"] == 0
+    with step(cluster, "make loadtest-cluster: the same load inside the cluster, 2 Locust workers, "
+                       "0 failures"):
+        result, inside = loadtest_cluster(cluster)
+        assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+        assert inside["requests"] == 500 and inside["failures"] == 0 and inside["passed"]
+    say(f"acceptance load (500 requests, 4 users, one app-a pod): outside-in through the NodePort "
+        f"on 127.0.0.1 {outside['rps']} req/s, p99 {outside['p99_ms']} ms; in-cluster (2 workers "
+        f"-> Service app-a) {inside['rps']} req/s, p99 {inside['p99_ms']} ms")
+
+
+def test_a_failed_in_cluster_run_fails_the_job_and_the_command(cluster):
+    with step(cluster, "make loadtest-cluster with a wrong token: the master Job fails, the "
+                       "command exits non-zero"):
+        result, run = loadtest_cluster(cluster, "WORKERS=1", "USERS=1", "REQUESTS=20",
+                                       "ARGS=--token not-the-seed-token")
+        assert result.returncode != 0, result.stdout + result.stderr[-4000:]
+        assert run["failures"] == 20 and not run["passed"]
+        assert "LOAD TEST FAILED: 20 of 20 requests failed" in result.stderr
+        assert "the master Job failed" in result.stderr
+    with step(cluster, "a master that cannot start (an invalid image name): the command says "
+                       "why at once, exits non-zero"):
+        started = time.monotonic()
+        # Upper case is not allowed in an image name: the kubelet refuses it without any pull.
+        result = cluster.run("python3", "scripts/loadtest_cluster.py", "--image",
+                             "LoadGenerator:invalid", check=False, timeout=300)
+        assert result.returncode == 1, result.stdout + result.stderr[-4000:]
+        assert "the master Job cannot start: InvalidImageName" in result.stderr, result.stderr
+        assert time.monotonic() - started < 120, "waited for the Job's deadline instead"
 
 
 def test_slow_clients_through_the_nodeport_do_not_starve_others(cluster):
@@ -286,6 +322,83 @@ def test_app_b_pod_deleted_then_gone_then_back(cluster):
         now = cluster.pods("app-a")[0]
         assert now["metadata"]["name"] == app_a["metadata"]["name"]
         assert restarts(now) == restarted, "app-a restarted"
+
+
+def test_distributed_load_req_per_s_by_worker_count(cluster):
+    """One fixed load over 1, 2 and 4 Locust workers, app-a held at 3 pods: where the load
+    generator stops being the limit. Bounded: each run stops at --run-time whatever happens."""
+    hold_autoscaler(cluster, 3, 3)
+    runs = {}
+    try:
+        assert poll(lambda: app_a_replicas(cluster) == (3, 3), 120), "app-a never had 3 ready pods"
+        for workers in (1, 2, 4):
+            with step(cluster, f"make loadtest-cluster WORKERS={workers} REQUESTS=3000 USERS=8: "
+                               "0 failures"):
+                result, run = loadtest_cluster(cluster, f"WORKERS={workers}", "REQUESTS=3000",
+                                               "USERS=8", "ARGS=--run-time 120s --max-p99-ms 5000",
+                                               timeout=400)
+                assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+                assert run["requests"] == 3000 and run["failures"] == 0
+                runs[workers] = run
+    finally:
+        hold_autoscaler(cluster, 1, 1)  # back to the one pod the other steps count
+    say("distributed load (3000 requests, 8 users, app-a 3 pods): " + "; ".join(
+        f"{workers} worker(s) {run['rps']} req/s, p99 {run['p99_ms']} ms" for workers, run in runs.items()))
+
+
+def test_app_a_scales_out_under_load_and_back(cluster):
+    """The overlay's autoscaler bounds, with a short scale-down window for this test only (the
+    default 300 s would outlast the suite): in-cluster load takes app-a from its minimum to more
+    pods and, once it ends, back; a request every second through the NodePort meanwhile, and the
+    load itself, see no failure."""
+    rendered = yaml.safe_load_all(cluster.kubectl("kustomize", "overlays/ci"))
+    bounds = next(doc for doc in rendered if doc["kind"] == "HorizontalPodAutoscaler")["spec"]
+    minimum, maximum = bounds["minReplicas"], bounds["maxReplicas"]
+    hold_autoscaler(cluster, minimum, maximum,
+                    behavior={"scaleDown": {"stabilizationWindowSeconds": 15}})
+    with step(cluster, f"HorizontalPodAutoscaler: app-a at its minimum ({minimum}) before the load"):
+        assert poll(lambda: app_a_replicas(cluster) == (minimum, minimum)
+                    and len(cluster.pods("app-a", terminating=True)) == minimum, 180)
+    timeline, statuses, done = [], [], threading.Event()
+    started = time.monotonic()
+
+    def watch():
+        while not done.is_set():
+            pods = app_a_replicas(cluster)[0]
+            if not timeline or timeline[-1][1] != pods:
+                timeline.append((time.monotonic() - started, pods))
+            response = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
+            statuses.append(response.status_code if response is not None else None)
+            done.wait(1)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        with step(cluster, "sustained in-cluster load (2 workers, 8 users, 60 s): app-a scales out, "
+                           "0 failures"):
+            load = subprocess.Popen(
+                ["make", "--no-print-directory", "loadtest-cluster", "WORKERS=2", "USERS=8",
+                 "REQUESTS=0", "ARGS=--run-time 60s --max-p99-ms 5000"],
+                cwd=REPO, env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                scaled = poll(lambda: app_a_replicas(cluster)[1] > minimum, 150, interval=1)
+            finally:
+                out, err = load.communicate(timeout=400)
+            assert scaled, f"app-a stayed at {minimum} pod(s) under load"
+            assert load.returncode == 0, out + err[-4000:]
+            run = json.loads(out.strip().splitlines()[-1])
+            assert run["requests"] > 1000 and run["failures"] == 0, run
+        with step(cluster, f"load over: app-a back to {minimum} pod(s), no request failed meanwhile"):
+            assert poll(lambda: app_a_replicas(cluster) == (minimum, minimum)
+                        and len(cluster.pods("app-a", terminating=True)) == minimum, 240, interval=1)
+    finally:
+        done.set()
+        watcher.join(30)
+        say("app-a pods over time (s: pods): " + ", ".join(f"{t:.0f}: {n}" for t, n in timeline))
+    assert max(n for _, n in timeline) > minimum
+    assert statuses and set(statuses) == {200}, f"statuses seen while scaling: {statuses}"
+    say(f"autoscaling: {run['requests']} in-cluster requests at {run['rps']} req/s and "
+        f"{len(statuses)} outside probes, 0 failed; peak {max(n for _, n in timeline)} pods")
 
 
 def test_skaffold_dev_serves_an_edited_file_in_seconds(cluster, tmp_path):

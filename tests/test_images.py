@@ -261,7 +261,7 @@ def test_no_seed_token_database_or_build_secret_in_any_layer(engine, images, ser
 
 def test_dockerfiles_pass_hadolint():
     hadolint = require_tool("hadolint")
-    dockerfiles = [str(REPO / service / "Dockerfile") for service in SERVICES]
+    dockerfiles = [str(REPO / folder / "Dockerfile") for folder in (*SERVICES, "loadtest")]
     result = subprocess.run([hadolint, *dockerfiles], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
 
@@ -279,3 +279,26 @@ def test_make_scan_images_passes_and_says_what_it_skipped(images):
     assert "hadolint: no findings" in out and "Failed checks: 0" in out
     assert out.count(".spdx.json") == 3
     assert "vulnerability scan: SKIPPED" in out
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_load_generator_image_runs_the_repository_locustfile_locked_down(engine, tmp_path):
+    """loadtest/Dockerfile (components/loadgenerator's image): the hash-pinned Locust of the dev
+    virtualenv, the locustfile byte for byte, a fixed non-root user, nothing writable by it."""
+    tag = f"{PREFIX}-loadgenerator:test"
+    build = subprocess.run([str(REPO / "scripts" / "docker-build.sh"), "loadtest", "--quiet"],
+                           capture_output=True, text=True, timeout=900, env={**os.environ, "IMAGE": tag})
+    assert build.returncode == 0, f"build failed:\n{build.stdout}{build.stderr}"
+    try:
+        version = engine("run", "--rm", "--network", "none", "--read-only", "--cap-drop", "ALL",
+                         "--security-opt", "no-new-privileges", tag, "--version").stdout
+        pinned = next(line for line in (REPO / "loadtest" / "requirements.txt").read_text().splitlines()
+                      if line.startswith("locust=="))
+        assert version.startswith(f"locust {pinned.split('==')[1].split()[0]} "), version
+        assert run_once(engine, tag, "cat", "/loadtest/jobs.py") == \
+            (REPO / "loadtest" / "jobs.py").read_text().strip()
+        assert run_once(engine, tag, "id", "-u") == "10001"
+        assert run_once(engine, tag, "find", "/loadtest", "/opt/venv", "-writable") == ""
+    finally:
+        engine("image", "rm", tag, check=False)

@@ -72,3 +72,32 @@ def test_a_stopped_stack_is_reported_as_no_answer(tmp_path):
     result, summary = locust(f"http://127.0.0.1:{free_port()}", tmp_path, "--requests", "20")
     assert result.returncode != 0 and summary["failures"] == 20
     assert "no answer: " in result.stderr and "Connection refused" in result.stderr, result.stderr
+
+
+def test_distributed_run_splits_the_requests_over_the_workers(stack, tmp_path):
+    """--master with 2 --worker processes (as components/loadgenerator runs them): 501 requests
+    in total, not per worker; the master alone prints the verdict and the JSON summary line."""
+    port = free_port()
+    common = [LOCUST, "-f", "loadtest/jobs.py", "--headless", "--run-time", "120s"]
+    workers = [subprocess.Popen(common + ["--worker", "--master-port", str(port)], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    try:
+        master = subprocess.run(
+            common + ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                      "--expect-workers", "2", "--expect-workers-max-wait", "60",
+                      "--host", stack.url, "--requests", "501"],
+            cwd=REPO, capture_output=True, text=True, timeout=240)
+        worker_logs = [proc.communicate(timeout=60)[1] for proc in workers]
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert master.returncode == 0, master.stderr[-4000:]
+    assert "LOAD TEST PASSED: 501 requests" in master.stderr
+    line = next(line for line in master.stderr.splitlines() if line.startswith('{"requests"'))
+    summary = json.loads(line)
+    assert summary["requests"] == 501 and summary["failures"] == 0 and summary["passed"]
+    for log in worker_logs:
+        assert "LOAD TEST" not in log, log[-2000:]

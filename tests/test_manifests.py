@@ -2,8 +2,10 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
+import loadtest_cluster  # scripts/, on pytest's pythonpath
 import pytest
 import yaml
 
@@ -255,3 +257,113 @@ def test_every_namespaced_object_lands_in_app_ab(objects):
                  for (kind, name), doc in objects.items()
                  if kind not in cluster_wide and doc["metadata"].get("namespace") != "app-ab"}
     assert misplaced == {}
+
+
+# --- components/loadgenerator, as `make loadtest-cluster` renders it (scripts/loadtest_cluster.py)
+
+@pytest.fixture(scope="module")
+def loadgenerator(tmp_path_factory):
+    require_tool("kubectl")
+    options = loadtest_cluster.parse(["--workers", "3", "--users", "6", "--", "--token", "wrong"])
+    directory = tmp_path_factory.mktemp("loadgenerator")
+    rendered = loadtest_cluster.render(str(directory), options, "loadgenerator:0123456789ab")
+    (directory / "rendered.yaml").write_text(rendered)
+    return directory / "rendered.yaml", {(doc["kind"], doc["metadata"]["name"]): doc
+                                         for doc in yaml.safe_load_all(rendered)}
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_loadgenerator_schema_is_valid_and_strict(loadgenerator, version):
+    run(os.path.join(REPO, ".venv/bin/kubernetes-validate"), "--strict", "--quiet", "-k", version,
+        str(loadgenerator[0]))
+
+
+def test_loadgenerator_passes_checkov_and_pod_security_restricted(loadgenerator):
+    path, objects = loadgenerator
+    report = json.loads(run(os.path.join(REPO, ".venv/bin/checkov"), "--framework", "kubernetes",
+                            "--quiet", "--skip-download", "--output", "json", "--file", str(path)))
+    assert report["summary"]["failed"] == 0, [c["check_id"] for c in report["results"]["failed_checks"]]
+    templates = [objects[("Job", "locust-master")]["spec"]["template"],
+                 objects[("Deployment", "locust-worker")]["spec"]["template"]]
+    for template in templates:
+        pod = template["spec"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in pod["containers"]:
+            assert container["image"] == "loadgenerator:0123456789ab"
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["capabilities"]["drop"] == ["ALL"]
+    assert all(doc["metadata"]["namespace"] == "app-ab" for doc in objects.values())
+
+
+def test_loadgenerator_worker_count_is_set_once_and_options_reach_the_master(loadgenerator):
+    _, objects = loadgenerator
+    settings = objects[("ConfigMap", "loadgenerator-settings")]["data"]
+    assert settings["LOCUST_EXPECT_WORKERS"] == "3"
+    assert objects[("Deployment", "locust-worker")]["spec"]["replicas"] == 3
+    job = objects[("Job", "locust-master")]["spec"]
+    master = job["template"]["spec"]["containers"][0]
+    assert master["envFrom"] == [{"configMapRef": {"name": "loadgenerator-settings"}}]
+    assert master["args"][:2] == ["--master", "--headless"] and master["args"][-2:] == ["--token", "wrong"]
+    assert job["backoffLimit"] == 0  # the Job's status is the one run's verdict
+
+
+def test_loadgenerator_policies_allow_exactly_workers_to_master_and_to_app_a(loadgenerator):
+    _, objects = loadgenerator
+    policies = {name: doc["spec"] for (kind, name), doc in objects.items() if kind == "NetworkPolicy"}
+    assert set(policies) == {"locust-master", "locust-worker"}
+
+    def peers(rules, key):
+        return [(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"], port["port"])
+                for rule in rules.get(key, []) for peer in rule[{"ingress": "from", "egress": "to"}[key]]
+                for port in rule["ports"]]
+
+    master, worker = policies["locust-master"], policies["locust-worker"]
+    for policy in (master, worker):
+        assert set(policy["policyTypes"]) == {"Ingress", "Egress"}
+    assert peers(master, "ingress") == [("locust-worker", 5557)] and peers(master, "egress") == []
+    assert peers(worker, "ingress") == []
+    assert peers(worker, "egress") == [("locust-master", 5557), ("app-a", 5000)]
+
+
+def test_loadtest_cluster_refuses_bad_parameters_with_one_line():
+    result = subprocess.run([sys.executable, "scripts/loadtest_cluster.py", "--workers", "4",
+                             "--users", "2"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "--users must be at least --workers (a worker without users sends nothing)")
+
+
+# --- components/app-a-autoscaling
+
+def test_the_autoscaler_owns_app_a_replicas(overlay, objects):
+    app_a = of_kind(objects, "Deployment")["app-a"]["spec"]
+    hpas = of_kind(objects, "HorizontalPodAutoscaler")
+    if overlay == "minikube":
+        assert hpas == {} and app_a["replicas"] >= 1
+        return
+    spec = hpas["app-a"]["spec"]
+    assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "app-a"}
+    assert "replicas" not in app_a, "a replica count in the Deployment would undo the autoscaler's"
+    assert 1 <= spec["minReplicas"] < spec["maxReplicas"]
+    assert of_kind(objects, "PodDisruptionBudget")["app-a"]["spec"]["minAvailable"] <= spec["minReplicas"]
+    assert "behavior" not in spec, "the defaults (300 s scale-down window); the cluster test shortens it"
+
+
+def test_the_autoscaling_component_keeps_base_size_and_a_disruption(tmp_path):
+    """With base alone, the component's minimum is base's replica count, above the PDB's
+    minAvailable, so a node drain can always evict one app-a pod."""
+    (tmp_path / "kustomization.yaml").write_text(json.dumps({
+        "resources": [os.path.relpath(REPO / "base", tmp_path)],
+        "components": [os.path.relpath(REPO / "components" / "app-a-autoscaling", tmp_path)]}))
+    docs = {(doc["kind"], doc["metadata"]["name"]): doc
+            for doc in yaml.safe_load_all(run(require_tool("kubectl"), "kustomize", str(tmp_path)))}
+    base = {(doc["kind"], doc["metadata"]["name"]): doc
+            for doc in yaml.safe_load_all(run("kubectl", "kustomize", "base"))}
+    spec = docs[("HorizontalPodAutoscaler", "app-a")]["spec"]
+    assert spec["minReplicas"] == base[("Deployment", "app-a")]["spec"]["replicas"]
+    assert spec["minReplicas"] > docs[("PodDisruptionBudget", "app-a")]["spec"]["minAvailable"]
+    assert spec["metrics"][0]["resource"]["name"] == "cpu"

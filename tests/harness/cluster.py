@@ -155,3 +155,25 @@ def jobs_body(cluster, status):
     requests.Response is falsy for any 4xx/5xx, which `poll` would take for "not yet".)"""
     response = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
     return response.text if response is not None and response.status_code == status else None
+
+
+def loadtest_cluster(cluster, *make_vars, timeout=600):
+    """`make loadtest-cluster` against the suite's cluster: (result, the run's summary or None).
+    The summary is the JSON line the command prints last on stdout."""
+    result = cluster.run("make", "--no-print-directory", "loadtest-cluster", *make_vars,
+                         check=False, timeout=timeout)
+    lines = result.stdout.strip().splitlines()
+    return result, json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
+
+
+def hold_autoscaler(cluster, minimum, maximum, **spec):
+    """Set app-a's HorizontalPodAutoscaler bounds (and any other spec fields) in the cluster."""
+    patch = {"spec": {"minReplicas": minimum, "maxReplicas": maximum, **spec}}
+    cluster.kubectl("-n", NAMESPACE, "patch", "hpa", "app-a", "--type", "merge", "-p", json.dumps(patch))
+
+
+def app_a_replicas(cluster):
+    """(pods of app-a, of which ready), from its Deployment's status."""
+    deployment = cluster.kubectl("-n", NAMESPACE, "get", "deployment", "app-a", "-o", "json")
+    status = json.loads(deployment)["status"]
+    return status.get("replicas", 0), status.get("readyReplicas", 0)
