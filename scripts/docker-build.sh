@@ -3,7 +3,7 @@
 # the repository root (the shared servicekit/ is there); <service>/Dockerfile.dockerignore
 # decides what of it the build sees.
 #
-#   scripts/docker-build.sh app_a|app_b|edge [extra `docker build` arguments...]
+#   scripts/docker-build.sh app_a|app_b|edge|loadtest [extra `docker build` arguments...]
 #
 # Environment:
 #   IMAGE       tag to give the image (default <service>:dev; Skaffold's custom builder sets it)
@@ -17,7 +17,7 @@
 #   DOCKER      client to use (default: Debian's /usr/bin/docker, BuildKit built in, when present)
 set -euo pipefail
 
-service=${1:?usage: $0 app_a|app_b|edge [docker build args...]}
+service=${1:?usage: $0 app_a|app_b|edge|loadtest [docker build args...]}
 shift
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
