@@ -1,6 +1,6 @@
 """The PostgreSQL image (postgres/Dockerfile, components/postgres): built with
 scripts/docker-build.sh on Debian's postgresql-15, run the way the StatefulSet runs it: read-only
-root, tmpfs /tmp and socket directory, no capabilities, no-new-privileges, uid 999, the data on a
+root, tmpfs /tmp and socket directory, no capabilities, no-new-privileges, uid 10002, the data on a
 volume and the password from a mounted file. Clients are psql inside the container over TCP
 (127.0.0.1), which is the path app-b's logins take through pg_hba.conf.
 """
@@ -14,8 +14,8 @@ import pytest
 from harness.docker import PREFIX, docker_engine
 from harness.stack import REPO, poll
 
-LOCKED_DOWN = ["--read-only", "--tmpfs", "/tmp", "--tmpfs", "/var/run/postgresql:uid=999,gid=999",
-               "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "999:999"]
+LOCKED_DOWN = ["--read-only", "--tmpfs", "/tmp", "--tmpfs", "/var/run/postgresql:uid=10002,gid=10002",
+               "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--user", "10002:10002"]
 APP = {"POSTGRES_USER": "app_b", "POSTGRES_DB": "app_b", "POSTGRES_PASSWORD_FILE": "/run/secrets/password"}
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -53,7 +53,7 @@ class Server:
     def set_password(self, password):
         path = self.secret_dir / "password"
         path.write_text(password + "\n")
-        path.chmod(0o444)  # the container's user is 999, not the file's owner
+        path.chmod(0o444)  # the container's user is 10002, not the file's owner
         self.password = password
 
     def start(self, env=APP, wait=True):
@@ -129,9 +129,9 @@ def test_stop_is_quick_and_clean_with_a_client_connected(engine, image, tmp_path
     assert server.state() == "0" and "database system is shut down" in server.logs()
 
 
-def test_runs_as_postgres_999_with_no_setuid_files(engine, image):
+def test_runs_as_postgres_10002_with_no_setuid_files(engine, image):
     ids = engine("run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", "id -u; id -g")
-    assert ids.stdout.split() == ["999", "999"], ids.stdout
+    assert ids.stdout.split() == ["10002", "10002"], ids.stdout
     privileged = engine("run", "--rm", "--network", "none", "--user", "0", "--entrypoint", "find",
                         image, "/", "-xdev", "-perm", "/6000", "-type", "f")
     assert privileged.stdout.strip() == "", f"setuid/setgid files:\n{privileged.stdout}"
