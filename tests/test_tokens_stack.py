@@ -1,0 +1,63 @@
+"""Token lifecycle and database loss on the real stack: gunicorn app_b (SQLite or a real
+PostgreSQL) behind gunicorn app_a, tokens issued and revoked with the `flask` command."""
+import pytest
+import requests
+
+from harness.stack import poll
+
+
+def post_jobs(app_a, token):
+    return requests.post(f"{app_a.url}/jobs", headers={"Authorization": token}, timeout=10)
+
+
+def auth(app_b, token="mytoken"):
+    return requests.post(f"{app_b.url}/auth", data={"token": token}, timeout=10)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_revoked_token_is_refused_through_app_a_on_the_next_request(services, request, backend):
+    url = request.getfixturevalue("postgres").new_database() if backend == "postgresql" else None
+    app_b = services.app_b(database_url=url, GUNICORN_WORKERS="2")
+    app_a = services.app_a(app_b.url)
+    created = services.tokens("create", "alice")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.splitlines()[-1]
+    # Enough requests that both app_b workers (each with its own connections) answer some.
+    assert [post_jobs(app_a, token).status_code for _ in range(20)] == [200] * 20
+
+    revoked = services.tokens("revoke", "alice")
+    assert revoked.returncode == 0, revoked.stderr
+    assert [post_jobs(app_a, token).status_code for _ in range(20)] == [401] * 20
+    assert post_jobs(app_a, "mytoken").status_code == 200
+
+
+def test_postgresql_lost_is_503_and_back_is_200_without_restarting_app_b(services, own_postgres):
+    app_b = services.app_b(database_url=own_postgres.url(), GUNICORN_WORKERS="2")
+    assert [auth(app_b).status_code for _ in range(10)] == [200] * 10  # pools hold connections
+
+    own_postgres.stop()
+    down = [auth(app_b) for _ in range(5)]
+    assert [(r.status_code, r.json()) for r in down] == [(503, {"error": "database unavailable"})] * 5
+    ready = requests.get(f"{app_b.url}/readyz", timeout=10)
+    assert (ready.status_code, ready.json()) == (503, {"error": "database unavailable"})
+
+    own_postgres.start()
+    # The pools reconnect by themselves (within RECONNECT_TIMEOUT_SECONDS of trying).
+    assert poll(lambda: auth(app_b).status_code == 200, 15, interval=0.2)
+    assert [auth(app_b).status_code for _ in range(20)] == [200] * 20
+    assert app_b.proc.poll() is None  # the same gunicorn, never restarted
+
+    logs = services.logs("app_b")
+    assert "Traceback" not in logs
+    refusals = [line for line in logs.splitlines() if '"message": "database unavailable"' in line]
+    assert len(refusals) == 6, logs[-3000:]  # one line per refused request (5 + /readyz)
+
+
+def test_a_postgresql_restart_between_requests_costs_no_request(services, own_postgres):
+    app_b = services.app_b(database_url=own_postgres.url(), GUNICORN_WORKERS="2")
+    assert [auth(app_b).status_code for _ in range(20)] == [200] * 20  # pools hold connections
+    own_postgres.stop()
+    own_postgres.start()
+    # Every pooled connection is dead now; a lookup that meets one drops them and asks again.
+    assert [auth(app_b).status_code for _ in range(20)] == [200] * 20
+    assert '"message": "database unavailable"' not in services.logs("app_b")
