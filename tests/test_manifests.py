@@ -274,7 +274,8 @@ def test_app_b_storage_is_what_the_overlay_chose(overlay, objects):
         assert "APP_B_DATABASE_URL" not in env
         assert env["APP_B_DB_PATH"]["value"] == "/data/app_b.sqlite3" and mounts["/data"] == "data"
         assert set(volumes["data"]) == {"name", "persistentVolumeClaim"}, "the claim, not an emptyDir"
-        claim = of_kind(objects, "PersistentVolumeClaim")[volumes["data"]["persistentVolumeClaim"]["claimName"]]
+        claim_name = volumes["data"]["persistentVolumeClaim"]["claimName"]
+        claim = of_kind(objects, "PersistentVolumeClaim")[claim_name]
         assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
         assert app_b["spec"]["replicas"] == 1 and app_b["spec"]["strategy"] == {"type": "Recreate"}
     assert (("StatefulSet", "postgres") in objects) == (overlay == "ci")
@@ -313,7 +314,8 @@ def test_postgres_keeps_its_data_on_its_claim_and_probes_with_pg_isready(postgre
 def test_postgres_and_app_b_read_one_consistent_secret(postgres, ci_objects):
     """The server's role, database and password and app-b's URL agree, and the password reaches
     the server as a file, never as an environment value."""
-    [secret] = [doc for name, doc in of_kind(ci_objects, "Secret").items() if name.startswith("app-b-postgres-")]
+    [secret] = [doc for name, doc in of_kind(ci_objects, "Secret").items()
+                if name.startswith("app-b-postgres-")]
     data = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
     pod = postgres["spec"]["template"]["spec"]
     env = {name: var["value"] for name, var in env_of(pod["containers"][0]).items()}
