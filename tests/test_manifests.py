@@ -127,19 +127,20 @@ def test_probes_use_the_health_endpoints_on_a_declared_port(objects):
 
 
 def test_rollouts_keep_a_ready_pod_and_drain_first(objects):
-    """Rolling updates never go below the ready replicas; only a single writer on a
-    ReadWriteOnce claim (app-b on SQLite) is recreated instead, and then has no PDB either."""
+    """Rolling updates never go below the ready replicas and drain first; only a single writer on
+    a ReadWriteOnce claim (app-b on SQLite) is recreated instead, with no drain wait and no PDB."""
     pdbs = of_kind(objects, "PodDisruptionBudget")
     for name, deployment in of_kind(objects, "Deployment").items():
         spec = deployment["spec"]
         container = spec["template"]["spec"]["containers"][0]
-        assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0, name
         if spec["strategy"]["type"] == "Recreate":
             assert spec["strategy"] == {"type": "Recreate"} and spec["replicas"] == 1, name
+            assert "lifecycle" not in container, f"{name}: no pod takes over; a preStop only waits"
             assert name not in pdbs, f"{name}: a PDB over one recreated pod only blocks drains"
             claims = [v for v in spec["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v]
             assert claims, f"{name}: Recreate is for the single writer of a claim"
         else:
+            assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0, name
             assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
             assert pdbs[name]["spec"]["minAvailable"] == 1, name
     assert set(pdbs) <= set(of_kind(objects, "Deployment")), "no PDB over the one database pod"
