@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The seed's `scan-images` task, offline: lint both Dockerfiles (hadolint), policy-scan the
+# The seed's `scan-images` task, offline: lint the Dockerfiles (hadolint), policy-scan the
 # Dockerfiles and the rendered manifests (checkov), and write an SBOM per image (syft).
 # A vulnerability scan needs a vulnerability database download, which these machines cannot
 # reach: it is reported as skipped, never as passed.
@@ -15,11 +15,11 @@ mkdir -p "$out"
 images=("${1:-app-a:dev}" "${2:-app-b:dev}")
 
 echo "== hadolint"
-"$venv/hadolint" app_a/Dockerfile app_b/Dockerfile && echo "hadolint: no findings"
+"$venv/hadolint" app_a/Dockerfile app_b/Dockerfile postgres/Dockerfile && echo "hadolint: no findings"
 
 echo "== checkov (Dockerfiles and every rendered overlay)"
 "$venv/checkov" --quiet --compact --skip-download --framework dockerfile \
-  --file app_a/Dockerfile --file app_b/Dockerfile
+  --file app_a/Dockerfile --file app_b/Dockerfile --file postgres/Dockerfile
 for overlay in overlays/*/; do
   kubectl kustomize "$overlay" > "$out/$(basename "$overlay").yaml"
   "$venv/checkov" --quiet --compact --skip-download --framework kubernetes \
