@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the kind node image for machines that reach no image registry: every piece comes from Go
-# modules (offline/tools/*/go.mod: Kubernetes, etcd, CoreDNS, crictl, kube-router), Debian packages
-# (systemd, containerd, runc, CNI plugins, iptables) and one C file (pause). The images kubeadm
-# asks for are built here too and imported into the node's containerd when it boots.
+# modules (offline/tools/*/go.mod: Kubernetes, etcd, CoreDNS, crictl, kube-router,
+# local-path-provisioner), Debian packages (systemd, containerd, runc, CNI plugins,
+# iptables, busybox) and one C file (pause). The images kubeadm and the node's add-ons ask for are
+# built here too and imported into the node's containerd when it boots.
 # Prints the node image name on stdout. Needs root (debootstrap) and a Docker engine.
 #
 #   offline/node-image.sh     # cached: a node image whose recipe is current is kept
@@ -28,12 +29,13 @@ KUBE_VERSION=$(module_version kubernetes k8s.io/kubernetes)
 ETCD_VERSION=$(module_version etcd go.etcd.io/etcd/server/v3)
 COREDNS_VERSION=$(module_version coredns github.com/coredns/coredns)
 KUBE_ROUTER_VERSION=$(module_version kube-router github.com/cloudnativelabs/kube-router/v2)
+LOCAL_PATH_VERSION=$(module_version local-path-provisioner github.com/rancher/local-path-provisioner)
 TAG=${KIND_NODE_IMAGE:-local/kind-node:$KUBE_VERSION}
 
 # Everything that goes into the image; a change to any of it rebuilds the image.
 mapfile -t node_files < <(cd "$offline" && find kind/node -type f | sort)
 RECIPE=$(cd "$offline" && cat node-image.sh debootstrap-image.sh \
-  tools/{kubernetes,etcd,coredns,crictl,kube-router}/go.{mod,sum} "${node_files[@]}" \
+  tools/{kubernetes,etcd,coredns,crictl,kube-router,local-path-provisioner}/go.{mod,sum} "${node_files[@]}" \
   | sha256sum | cut -c1-16)
 if [[ $(recipe_of "$TAG" "$RECIPE_LABEL") == "$RECIPE" && -x $repo/.bin/kubectl ]]; then
   say "$TAG is current (recipe $RECIPE)"
@@ -79,6 +81,7 @@ go_build crictl "-X sigs.k8s.io/cri-tools/pkg/version.Version=$(module_version c
   sigs.k8s.io/cri-tools/cmd/crictl
 go_build kube-router "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
   github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
+go_build local-path-provisioner "-X main.VERSION=$LOCAL_PATH_VERSION" github.com/rancher/local-path-provisioner
 
 # The images kubeadm will ask the node's containerd for, by name.
 mapfile -t kube_images < <("$bin/kubeadm" config images list --kubernetes-version "$KUBE_VERSION")
@@ -94,9 +97,9 @@ strip "$bin/pause"
   --description "Debian bookworm minbase + iptables, ipset, conntrack, nft (kube-proxy, kube-router)" \
   --smoke 'iptables --version && nft --version && command -v ipset conntrack' >/dev/null
 "$offline/debootstrap-image.sh" --tag "$NODE_ROOTFS" \
-  --packages systemd,systemd-sysv,dbus,containerd,runc,iptables,iproute2,ca-certificates,mount,util-linux,kmod,conntrack,nftables,containernetworking-plugins,procps \
+  --packages systemd,systemd-sysv,dbus,containerd,runc,iptables,iproute2,ca-certificates,mount,util-linux,kmod,conntrack,nftables,containernetworking-plugins,procps,busybox-static \
   --description "Debian bookworm root filesystem for the offline kind node" \
-  --smoke 'containerd --version && runc --version && test -x /usr/lib/cni/bridge' >/dev/null
+  --smoke 'containerd --version && runc --version && test -x /usr/lib/cni/bridge && busybox true' >/dev/null
 
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
@@ -127,10 +130,26 @@ for image in "${kube_images[@]}"; do
   esac
 done
 component_image "local/kube-router:$KUBE_ROUTER_VERSION" "$NETFILTER_BASE" kube-router
+component_image "local/local-path-provisioner:$LOCAL_PATH_VERSION" scratch local-path-provisioner
+
+# The local-path-provisioner's helper pods run its setup/teardown scripts (sh, mkdir, rm), as
+# busybox does upstream: the node rootfs's static busybox alone, with its applet links.
+rootfs_box=$("$DOCKER" create "$NODE_ROOTFS" /bin/busybox)  # a command docker wants, never run
+"$DOCKER" cp "$rootfs_box:/bin/busybox" "$bin/busybox"
+"$DOCKER" rm "$rootfs_box" >/dev/null
+busybox_version=$("$bin/busybox" | sed -n '1s/^BusyBox v\([0-9.]*\).*/\1/p')
+HELPER_IMAGE=local/busybox:$busybox_version
+cp "$bin/busybox" "$context/bin/busybox"
+printf 'FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nENV PATH=/bin\n' \
+  | DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$HELPER_IMAGE" -f - "$context" >/dev/null
+"$DOCKER" save -o "$context/images/busybox.tar" "$HELPER_IMAGE"
 
 cp "$bin"/{kubeadm,kubelet,kubectl,crictl} "$context/bin/"
 cp -r "$offline/kind/node/files" "$offline/kind/node/manifests" "$context/"
 sed -i "s|@KUBE_ROUTER_IMAGE@|local/kube-router:$KUBE_ROUTER_VERSION|" "$context/manifests/default-cni.yaml"
+sed -i -e "s|@LOCAL_PATH_PROVISIONER_IMAGE@|local/local-path-provisioner:$LOCAL_PATH_VERSION|" \
+  -e "s|@HELPER_IMAGE@|$HELPER_IMAGE|" \
+  "$context/manifests/default-storage.yaml"
 echo "$KUBE_VERSION" >"$context/version"
 previous_id=$(image_id "$TAG")
 DOCKER_BUILDKIT=0 "$DOCKER" build -q -t "$TAG" --build-arg NODE_ROOTFS="$NODE_ROOTFS" \

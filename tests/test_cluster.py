@@ -89,6 +89,55 @@ def test_make_run_app_scans_then_deploys_the_ci_overlay(cluster):
         assert poll(lambda: get(f"{cluster.url}/hello"), 30), "NodePort mapping never answered"
 
 
+def test_default_storage_class_provisions_volumes(cluster):
+    """The node's default StorageClass provisions a volume for a plain claim (local-path-provisioner):
+    it binds, and what one pod wrote is there for the next pod."""
+    probe_ns = "volume-probe"
+    image = cluster.pods("app-a")[0]["spec"]["containers"][0]["image"]
+    written = os.urandom(8).hex()
+    cluster.kubectl("create", "namespace", probe_ns)
+    try:
+        # The level the project's own namespace enforces: the volume must serve such pods too.
+        cluster.kubectl("label", "namespace", probe_ns, "pod-security.kubernetes.io/enforce=restricted")
+
+        def start(name, code):
+            pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                   "spec": {"restartPolicy": "Never",
+                            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
+                                                "seccompProfile": {"type": "RuntimeDefault"}},
+                            "containers": [{
+                                "name": name, "image": image, "imagePullPolicy": "Never",
+                                "command": ["python3", "-c", code],
+                                "securityContext": {"allowPrivilegeEscalation": False,
+                                                    "capabilities": {"drop": ["ALL"]}},
+                                "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                            "volumes": [{"name": "data",
+                                         "persistentVolumeClaim": {"claimName": "data"}}]}}
+            cluster.kubectl("-n", probe_ns, "apply", "-f", "-", input=json.dumps(pod))
+
+        def output(name):
+            cluster.kubectl("-n", probe_ns, "wait", f"pod/{name}", "--timeout=120s",
+                            "--for=jsonpath={.status.phase}=Succeeded", timeout=150)
+            return cluster.kubectl("-n", probe_ns, "logs", name).strip()
+
+        with step(cluster, "default StorageClass: a claim binds, a second pod reads what the first wrote"):
+            claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+                     "spec": {"accessModes": ["ReadWriteOnce"],
+                              "resources": {"requests": {"storage": "16Mi"}}}}
+            cluster.kubectl("-n", probe_ns, "apply", "-f", "-", input=json.dumps(claim))
+            started = time.monotonic()
+            # WaitForFirstConsumer: the volume is provisioned once a pod using the claim is scheduled.
+            start("writer", f"open('/data/probe', 'w').write('{written}')")
+            cluster.kubectl("-n", probe_ns, "wait", "pvc/data", "--timeout=90s",
+                            "--for=jsonpath={.status.phase}=Bound", timeout=120)
+            say(f"claim bound {time.monotonic() - started:.1f} s after its first pod was created")
+            assert output("writer") == ""
+            start("reader", "print(open('/data/probe').read())")
+            assert output("reader") == written
+    finally:
+        cluster.kubectl("delete", "namespace", probe_ns, "--wait=false")
+
+
 def test_skaffold_verify_and_outside_traffic(cluster):
     with step(cluster, "skaffold verify -p ci passes (in-cluster smoke Job)"):
         images = {app: cluster.pods(app)[0]["spec"]["containers"][0]["image"] for app in ("app-a", "app-b")}
