@@ -6,13 +6,13 @@ import pytest
 
 import app_a  # noqa: F401
 import app_b  # noqa: F401
-from harness.postgres import PostgresServer
+from harness.postgres import postgres_server
 
 
 @pytest.fixture(scope="session")
 def postgres():
     """One throwaway PostgreSQL server for the session (app_b's store suite, the stacks)."""
-    server = PostgresServer().start()
+    server = postgres_server()
     yield server
     server.remove()
 
@@ -20,6 +20,6 @@ def postgres():
 @pytest.fixture
 def own_postgres():
     """A PostgreSQL server of this test's own, which it may stop and start."""
-    server = PostgresServer().start()
+    server = postgres_server()
     yield server
     server.remove()

@@ -20,9 +20,11 @@ import tempfile
 import urllib.error
 import urllib.request
 
+from localpostgres import PostgresServer, find_bindir
 from localstack import REPO, Service, free_port
 
 NAIVE = os.path.join(REPO, "bench", "naive")
+POSTGRESQL_ROW = "PostgreSQL   POST /jobs"  # app_b on PostgreSQL, else as "this design"
 
 
 def ab(url, requests, post=False, concurrency=4):
@@ -61,12 +63,15 @@ class Naive(Service):
 
 
 @contextlib.contextmanager
-def this_design(work, **env):
-    """app_b + app_a as `make run` starts them, plus `env`; yields app_a."""
+def this_design(work, database_url=None, **env):
+    """app_b (on SQLite, or PostgreSQL at `database_url`) + app_a as `make run` starts them, plus
+    `env`; yields app_a."""
     quiet = {"LOG_LEVEL": "WARNING", **env}  # request logs off: they would measure the disk
-    name = "-".join(f"{k}={v}" for k, v in env.items()) or "defaults"
-    app_b = Service("app_b", free_port(), {"APP_B_DB_PATH": os.path.join(work, f"{name}.sqlite3"),
-                                           "SEED_USERNAME": "admin", "SEED_TOKEN": "mytoken", **quiet},
+    name = "-".join(f"{k}={v}" for k, v in env.items()) or ("postgresql" if database_url else "defaults")
+    database = ({"APP_B_DATABASE_URL": database_url} if database_url
+                else {"APP_B_DB_PATH": os.path.join(work, f"{name}.sqlite3")})
+    app_b = Service("app_b", free_port(), {**database, "SEED_USERNAME": "admin", "SEED_TOKEN": "mytoken",
+                                           **quiet},
                     log_path=os.path.join(work, f"app_b-{name}.log"))
     app_b.start()
     try:
@@ -78,6 +83,21 @@ def this_design(work, **env):
             app_a.stop()
     finally:
         app_b.stop()
+
+
+@contextlib.contextmanager
+def postgresql():
+    """A throwaway PostgreSQL on loopback (Debian's package); yields its URL, or None without it."""
+    bindir = find_bindir()
+    if bindir is None:
+        print("no PostgreSQL server installed (apt install postgresql): its row is left out\n")
+        yield None
+        return
+    server = PostgresServer(bindir).start()
+    try:
+        yield server.new_database()
+    finally:
+        server.remove()
 
 
 @contextlib.contextmanager
@@ -129,6 +149,7 @@ def main():
         ours = stacks.enter_context(this_design(work))
         no_metrics = stacks.enter_context(this_design(work, METRICS_ENABLED="false"))
         old = stacks.enter_context(naive(work))
+        database_url = stacks.enter_context(postgresql())
         plan = {
             "this design  POST /jobs": lambda: ab(f"{ours.url}/jobs", n, post=True),
             "this design  GET /hello": lambda: ab(f"{ours.url}/hello", n),
@@ -136,6 +157,9 @@ def main():
             "naive        POST /jobs": lambda: ab(f"{old.url}/jobs", n, post=True),
             "naive        GET /hello": lambda: ab(f"{old.url}/hello", n),
         }
+        if database_url:
+            on_postgresql = stacks.enter_context(this_design(work, database_url))
+            plan[POSTGRESQL_ROW] = lambda: ab(f"{on_postgresql.url}/jobs", n, post=True)
         samples = {name: [] for name in plan}
         for _ in range(args.rounds):
             for name, measure in plan.items():
@@ -153,6 +177,8 @@ def main():
     print(f"\nPOST /jobs vs naive: {jobs / naive_jobs:.2f}x (metrics off: "
           f"{rows['metrics off  POST /jobs']['rps'] / naive_jobs:.2f}x);  POST /jobs as a fraction "
           f"of GET /hello: {jobs / rows['this design  GET /hello']['rps']:.2f}")
+    if POSTGRESQL_ROW in rows:
+        print(f"POST /jobs, PostgreSQL vs SQLite behind app_b: {rows[POSTGRESQL_ROW]['rps'] / jobs:.2f}x")
 
 
 if __name__ == "__main__":

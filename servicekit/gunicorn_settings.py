@@ -43,14 +43,14 @@ def settings(service, default_port, default_host="0.0.0.0"):
 
     from prometheus_client import multiprocess
 
-    from .settings import ConfigError, positive_number
+    from .settings import ConfigError, gunicorn_threads, positive_number
 
     host = os.environ.get("HOST", default_host)
     port = os.environ.get("PORT", str(default_port))
     try:
         config = importlib.import_module(f"{service}.config").load(os.environ)
         workers = positive_number(os.environ, "GUNICORN_WORKERS", 2, int)
-        threads = positive_number(os.environ, "GUNICORN_THREADS", 4, int)
+        threads = gunicorn_threads(os.environ)
         graceful_timeout = positive_number(os.environ, "GUNICORN_GRACEFUL_TIMEOUT", 20, int)
         if str(config.metrics_port) == port:
             raise ConfigError(f"METRICS_PORT must differ from PORT ({port})")
@@ -62,7 +62,9 @@ def settings(service, default_port, default_host="0.0.0.0"):
     bind = [f"{host}:{port}"]
     if config.metrics_enabled and config.metrics_port:
         # GET /metrics is answered only on this second port (see servicekit.metrics.scrape).
-        bind.append(f"{host}:{config.metrics_port}")
+        # METRICS_HOST: in the app-a pod the app listens on loopback (nginx in front), while
+        # Prometheus scrapes the pod's address.
+        bind.append(f"{os.environ.get('METRICS_HOST', host)}:{config.metrics_port}")
     reload = os.environ.get("GUNICORN_RELOAD", "").lower() == "true"
 
     def on_starting(server):

@@ -25,16 +25,19 @@ from harness.cluster import (
     NODE_PORT,
     Cluster,
     get,
+    image_of,
     jobs_body,
     jobs_status,
     kind_config,
     locust,
     locust_verdict,
     port_forward,
+    restarts,
     say,
     step,
     summary,
 )
+from harness.hostile import KINDS, Hostile, normal_client, p99
 from harness.stack import IN_CI, JOBS_TEXT, REPO, TOKEN, clean_checkout, free_port, poll, require_tool
 
 
@@ -93,7 +96,7 @@ def test_default_storage_class_provisions_volumes(cluster):
     """The node's default StorageClass provisions a volume for a plain claim (local-path-provisioner):
     it binds, and what one pod wrote is there for the next pod."""
     probe_ns = "volume-probe"
-    image = cluster.pods("app-a")[0]["spec"]["containers"][0]["image"]
+    image = image_of(cluster.pods("app-a")[0], "app-a")  # one with python3
     written = os.urandom(8).hex()
     cluster.kubectl("create", "namespace", probe_ns)
     try:
@@ -140,7 +143,7 @@ def test_default_storage_class_provisions_volumes(cluster):
 
 def test_skaffold_verify_and_outside_traffic(cluster):
     with step(cluster, "skaffold verify -p ci passes (in-cluster smoke Job)"):
-        images = {app: cluster.pods(app)[0]["spec"]["containers"][0]["image"] for app in ("app-a", "app-b")}
+        images = {app: image_of(cluster.pods(app)[0], app) for app in ("app-a", "app-b")}
         artifacts = cluster.tmp / "build.json"
         artifacts.write_text(json.dumps({"builds": [{"imageName": app, "tag": tag}
                                                     for app, tag in images.items()]}))
@@ -215,6 +218,23 @@ def test_locust_acceptance_load(cluster):
         assert result["requests"] == 500 and result["failures"] == 0
 
 
+def test_slow_clients_through_the_nodeport_do_not_starve_others(cluster):
+    """tests/test_edge.py's probe on the real path: kind's port mapping, the NodePort, nginx in
+    the app-a pod. In-cluster every client reaches nginx from the node's address, so the 64
+    hostile sockets and the normal client share one per-client allowance, as they would behind
+    a NAT."""
+    for kind in KINDS:
+        with step(cluster, f"64 {kind} sockets through the NodePort: a normal client gets only 200s, "
+                           "nginx closes them all"):
+            with Hostile(cluster.url, kind) as hostile:
+                answers = normal_client(cluster.url, 4)
+                hostile.stop_trickling()
+                say(f"  {kind}: {len(answers)} sequential POST /jobs, p99 {p99(answers) * 1000:.0f} ms")
+                assert {status for status, _ in answers} == {200}, answers
+                assert poll(lambda hostile=hostile: hostile.closed() == hostile.count, 15, interval=0.5), \
+                    f"{hostile.closed()} of {hostile.count} closed"
+
+
 # TCP connect to host:port, a few tries (a new pod's NetworkPolicy rules are programmed moments
 # after it starts): prints "reached" or "blocked <error>".
 CONNECT = ("import socket, sys, time\n"
@@ -232,7 +252,7 @@ def test_network_policy_is_enforced(cluster):
     """A pod outside app-ab (no policy limits its egress) reaches app-a's port but neither app-b's
     nor PostgreSQL's; inside, app-a cannot reach PostgreSQL and app-b can."""
     probe_ns = "netpol-probe"
-    image = cluster.pods("app-a")[0]["spec"]["containers"][0]["image"]
+    image = image_of(cluster.pods("app-a")[0], "app-a")  # one with python3
     cluster.kubectl("create", "namespace", probe_ns)
     try:
         def probe(name, host, port):
@@ -287,7 +307,7 @@ def test_rollout_restarts_under_load_drop_nothing(cluster):
 
 def test_app_b_pod_deleted_then_gone_then_back(cluster):
     app_a = cluster.pods("app-a")[0]
-    restarts = app_a["status"]["containerStatuses"][0]["restartCount"]
+    restarted = restarts(app_a)
     replicas = cluster.replicas("app-b")
     with step(cluster, "app-b pod deleted: its replacement takes over, POST /jobs keeps answering 200"):
         old = cluster.pods("app-b")[0]["metadata"]["name"]
@@ -313,7 +333,7 @@ def test_app_b_pod_deleted_then_gone_then_back(cluster):
         assert poll(lambda: jobs_body(cluster, 200), 120) == JOBS_TEXT, "app-a did not recover"
         now = cluster.pods("app-a")[0]
         assert now["metadata"]["name"] == app_a["metadata"]["name"]
-        assert now["status"]["containerStatuses"][0]["restartCount"] == restarts, "app-a restarted"
+        assert restarts(now) == restarted, "app-a restarted"
 
 
 def test_minikube_overlay_keeps_tokens_on_its_sqlite_claim(cluster):

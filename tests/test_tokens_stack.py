@@ -1,9 +1,12 @@
 """Token lifecycle and database loss on the real stack: gunicorn app_b (SQLite or a real
 PostgreSQL) behind gunicorn app_a, tokens issued and revoked with the `flask` command."""
+import os
+import subprocess
+
 import pytest
 import requests
 
-from harness.stack import poll
+from harness.stack import REPO, poll
 
 
 def post_jobs(app_a, token):
@@ -61,3 +64,31 @@ def test_a_postgresql_restart_between_requests_costs_no_request(services, own_po
     # Every pooled connection is dead now; a lookup that meets one drops them and asks again.
     assert [auth(app_b).status_code for _ in range(20)] == [200] * 20
     assert '"message": "database unavailable"' not in services.logs("app_b")
+
+
+def make_tokens(environ, args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APP_B_")}
+    return subprocess.run(["make", "--no-print-directory", "tokens", f"ARGS={args}"], cwd=REPO,
+                          env={**env, **environ}, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_make_tokens_is_the_cli_on_the_chosen_database(services, request, tmp_path, backend):
+    """README's runbook: `make tokens ARGS=...` on the database the service uses."""
+    if backend == "sqlite":
+        environ = {"APP_B_DB_PATH": services.db_path}
+        app_b = services.app_b()
+    else:
+        url = request.getfixturevalue("postgres").new_database()
+        environ = {"APP_B_DATABASE_URL": url}
+        app_b = services.app_b(database_url=url)
+    created = make_tokens(environ, "create alice --expires-in 30d")
+    assert created.returncode == 0, created.stderr
+    token = created.stdout.splitlines()[-1]
+    assert auth(app_b, token).json() == {"username": "alice"}
+    listing = make_tokens(environ, "list")
+    assert listing.returncode == 0 and "alice" in listing.stdout and token not in listing.stdout
+    refused = make_tokens(environ, "revoke nobody")
+    assert refused.returncode != 0 and "Error: unknown user 'nobody'" in refused.stderr
+    assert make_tokens(environ, "revoke alice").returncode == 0
+    assert auth(app_b, token).status_code == 401
