@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from harness.docker import PREFIX, docker_engine
+from harness.docker import PREFIX
 from harness.stack import JOBS_TEXT, REPO, clean_checkout, free_port, require_tool
 
 SERVICES = {"app_a": 5000, "app_b": 5001}
@@ -27,13 +27,6 @@ SEED_USER = "image-test"
 # The image sets no database (APP_B_DB_PATH and APP_B_DATABASE_URL exclude each other): base/
 # gives it this one, on the /data volume.
 SQLITE = {"APP_B_DB_PATH": "/data/app_b.sqlite3"}
-
-
-@pytest.fixture(scope="session")
-def engine():
-    docker = docker_engine()
-    yield docker
-    docker.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from harness.docker import PREFIX, docker_engine
+from harness.docker import PREFIX
 from harness.stack import REPO, poll
 
 LOCKED_DOWN = ["--read-only", "--tmpfs", "/tmp", "--tmpfs", "/var/run/postgresql:uid=10002,gid=10002",
@@ -19,13 +19,6 @@ LOCKED_DOWN = ["--read-only", "--tmpfs", "/tmp", "--tmpfs", "/var/run/postgresql
 APP = {"POSTGRES_USER": "app_b", "POSTGRES_DB": "app_b", "POSTGRES_PASSWORD_FILE": "/run/secrets/password"}
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def engine():
-    docker = docker_engine()
-    yield docker
-    docker.cleanup()
 
 
 @pytest.fixture(scope="module")
