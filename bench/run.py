@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 
 from localpostgres import PostgresServer, find_bindir
-from localstack import REPO, Service, free_port
+from localstack import REPO, Edge, Service, free_port
 
 NAIVE = os.path.join(REPO, "bench", "naive")
 POSTGRESQL_ROW = "PostgreSQL   POST /jobs"  # app_b on PostgreSQL, else as "this design"
@@ -101,6 +101,16 @@ def postgresql():
 
 
 @contextlib.contextmanager
+def behind_edge(work, app_a):
+    """nginx with edge/nginx.conf in front of `app_a`: the production shape of the app-a pod."""
+    edge = Edge(free_port(), app_a.url, log_path=os.path.join(work, "edge.log")).start()
+    try:
+        yield edge
+    finally:
+        edge.stop()
+
+
+@contextlib.contextmanager
 def naive(work):
     with sqlite3.connect(os.path.join(NAIVE, "naive_b.sqlite3")) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS users (username TEXT, token TEXT)")
@@ -148,11 +158,13 @@ def main():
         # shared machine lands on every row alike instead of on whichever ran then.
         ours = stacks.enter_context(this_design(work))
         no_metrics = stacks.enter_context(this_design(work, METRICS_ENABLED="false"))
+        edge = stacks.enter_context(behind_edge(work, ours))
         old = stacks.enter_context(naive(work))
         database_url = stacks.enter_context(postgresql())
         plan = {
             "this design  POST /jobs": lambda: ab(f"{ours.url}/jobs", n, post=True),
             "this design  GET /hello": lambda: ab(f"{ours.url}/hello", n),
+            "behind nginx POST /jobs": lambda: ab(f"{edge.url}/jobs", n, post=True),
             "metrics off  POST /jobs": lambda: ab(f"{no_metrics.url}/jobs", n, post=True),
             "naive        POST /jobs": lambda: ab(f"{old.url}/jobs", n, post=True),
             "naive        GET /hello": lambda: ab(f"{old.url}/hello", n),
@@ -176,10 +188,14 @@ def main():
     jobs, naive_jobs = rows["this design  POST /jobs"]["rps"], rows["naive        POST /jobs"]["rps"]
     print(f"\nPOST /jobs vs naive: {jobs / naive_jobs:.2f}x (metrics off: "
           f"{rows['metrics off  POST /jobs']['rps'] / naive_jobs:.2f}x);  POST /jobs as a fraction "
-          f"of GET /hello: {jobs / rows['this design  GET /hello']['rps']:.2f}")
+          f"of GET /hello: {jobs / rows['this design  GET /hello']['rps']:.2f};  behind nginx vs direct: "
+          f"{rows['behind nginx POST /jobs']['rps'] / jobs:.2f}")
     if POSTGRESQL_ROW in rows:
         print(f"POST /jobs, PostgreSQL vs SQLite behind app_b: {rows[POSTGRESQL_ROW]['rps'] / jobs:.2f}x")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except FileNotFoundError as exc:  # nginx missing: say how to get it, no traceback
+        sys.exit(f"bench: {exc}")

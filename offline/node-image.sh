@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build the kind node image for machines that reach no image registry: every piece comes from Go
 # modules (offline/tools/*/go.mod: Kubernetes, etcd, CoreDNS, crictl, kube-router,
-# local-path-provisioner), Debian packages (systemd, containerd, runc, CNI plugins,
+# local-path-provisioner, metrics-server), Debian packages (systemd, containerd, runc, CNI plugins,
 # iptables, busybox) and one C file (pause). The images kubeadm and the node's add-ons ask for are
 # built here too and imported into the node's containerd when it boots.
 # Prints the node image name on stdout. Needs root (debootstrap) and a Docker engine.
@@ -30,12 +30,13 @@ ETCD_VERSION=$(module_version etcd go.etcd.io/etcd/server/v3)
 COREDNS_VERSION=$(module_version coredns github.com/coredns/coredns)
 KUBE_ROUTER_VERSION=$(module_version kube-router github.com/cloudnativelabs/kube-router/v2)
 LOCAL_PATH_VERSION=$(module_version local-path-provisioner github.com/rancher/local-path-provisioner)
+METRICS_SERVER_VERSION=$(module_version metrics-server sigs.k8s.io/metrics-server)
 TAG=${KIND_NODE_IMAGE:-local/kind-node:$KUBE_VERSION}
 
 # Everything that goes into the image; a change to any of it rebuilds the image.
 mapfile -t node_files < <(cd "$offline" && find kind/node -type f | sort)
 RECIPE=$(cd "$offline" && cat node-image.sh debootstrap-image.sh \
-  tools/{kubernetes,etcd,coredns,crictl,kube-router,local-path-provisioner}/go.{mod,sum} "${node_files[@]}" \
+  tools/{kubernetes,etcd,coredns,crictl,kube-router,local-path-provisioner,metrics-server}/go.{mod,sum} "${node_files[@]}" \
   | sha256sum | cut -c1-16)
 if [[ $(recipe_of "$TAG" "$RECIPE_LABEL") == "$RECIPE" && -x $repo/.bin/kubectl ]]; then
   say "$TAG is current (recipe $RECIPE)"
@@ -82,6 +83,8 @@ go_build crictl "-X sigs.k8s.io/cri-tools/pkg/version.Version=$(module_version c
 go_build kube-router "-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION" \
   github.com/cloudnativelabs/kube-router/v2/cmd/kube-router
 go_build local-path-provisioner "-X main.VERSION=$LOCAL_PATH_VERSION" github.com/rancher/local-path-provisioner
+go_build metrics-server "-X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+  sigs.k8s.io/metrics-server/cmd/metrics-server
 
 # The images kubeadm will ask the node's containerd for, by name.
 mapfile -t kube_images < <("$bin/kubeadm" config images list --kubernetes-version "$KUBE_VERSION")
@@ -131,6 +134,7 @@ for image in "${kube_images[@]}"; do
 done
 component_image "local/kube-router:$KUBE_ROUTER_VERSION" "$NETFILTER_BASE" kube-router
 component_image "local/local-path-provisioner:$LOCAL_PATH_VERSION" scratch local-path-provisioner
+component_image "local/metrics-server:$METRICS_SERVER_VERSION" scratch metrics-server
 
 # The local-path-provisioner's helper pods run its setup/teardown scripts (sh, mkdir, rm), as
 # busybox does upstream: the node rootfs's static busybox alone, with its applet links.
@@ -147,8 +151,11 @@ printf 'FROM scratch\nCOPY bin/busybox /bin/busybox\nRUN ["/bin/busybox", "--ins
 cp "$bin"/{kubeadm,kubelet,kubectl,crictl} "$context/bin/"
 cp -r "$offline/kind/node/files" "$offline/kind/node/manifests" "$context/"
 sed -i "s|@KUBE_ROUTER_IMAGE@|local/kube-router:$KUBE_ROUTER_VERSION|" "$context/manifests/default-cni.yaml"
+# kind applies default-storage.yaml on every cluster it creates (after the CNI manifest, which it
+# skips when the default CNI is disabled): the node's add-ons ride along in it.
+cat "$offline/kind/node/addons/"*.yaml >>"$context/manifests/default-storage.yaml"
 sed -i -e "s|@LOCAL_PATH_PROVISIONER_IMAGE@|local/local-path-provisioner:$LOCAL_PATH_VERSION|" \
-  -e "s|@HELPER_IMAGE@|$HELPER_IMAGE|" \
+  -e "s|@HELPER_IMAGE@|$HELPER_IMAGE|" -e "s|@METRICS_SERVER_IMAGE@|local/metrics-server:$METRICS_SERVER_VERSION|" \
   "$context/manifests/default-storage.yaml"
 echo "$KUBE_VERSION" >"$context/version"
 previous_id=$(image_id "$TAG")

@@ -141,6 +141,27 @@ def test_default_storage_class_provisions_volumes(cluster):
         cluster.kubectl("delete", "namespace", probe_ns, "--wait=false")
 
 
+def test_metrics_server_serves_the_metrics_api(cluster):
+    """The node's metrics-server: the APIService a CPU HorizontalPodAutoscaler reads is Available
+    and `kubectl top` reports usage (the API server's own pod uses some CPU and memory)."""
+    with step(cluster, "metrics-server: APIService v1beta1.metrics.k8s.io Available, "
+                       "kubectl top pods -n kube-system reports CPU and memory"):
+        cluster.kubectl("wait", "apiservice/v1beta1.metrics.k8s.io", "--for=condition=Available",
+                        "--timeout=180s", timeout=210)
+
+        def usage():  # pod -> (millicores, MiB); {} until metrics-server has scraped twice
+            top = cluster.run("kubectl", "top", "pods", "-n", "kube-system", "--no-headers", check=False)
+            rows = [line.split() for line in top.stdout.splitlines()] if top.returncode == 0 else []
+            return {pod: (int(cpu.removesuffix("m")), int(memory.removesuffix("Mi")))
+                    for pod, cpu, memory in rows}
+
+        pods = poll(usage, 120, interval=2)
+        apiserver = next((numbers for pod, numbers in pods.items() if pod.startswith("kube-apiserver-")),
+                         None)
+        assert apiserver and apiserver[0] > 0 and apiserver[1] > 0, f"kubectl top pods: {pods}"
+        say(f"kubectl top: kube-apiserver uses {apiserver[0]}m CPU, {apiserver[1]} MiB")
+
+
 def test_skaffold_verify_and_outside_traffic(cluster):
     with step(cluster, "skaffold verify -p ci passes (in-cluster smoke Job)"):
         images = {app: image_of(cluster.pods(app)[0], app) for app in ("app-a", "app-b")}
