@@ -15,7 +15,9 @@ out=$repo/reports/scan
 mkdir -p "$out"
 services=(app_a app_b edge)
 images=("${1:-app-a:dev}" "${2:-app-b:dev}" "${3:-app-a-edge:dev}")
-dockerfiles=("${services[@]/%//Dockerfile}" loadtest/Dockerfile)  # the load generator: not deployed, no SBOM
+# Linted and policy-scanned, no SBOM: the load generator (not deployed) and postgres (built only
+# for -p ci).
+dockerfiles=("${services[@]/%//Dockerfile}" loadtest/Dockerfile postgres/Dockerfile)
 
 echo "== hadolint"
 "$venv/hadolint" "${dockerfiles[@]}" && echo "hadolint: no findings"

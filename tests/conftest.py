@@ -1,6 +1,7 @@
 """Fixtures shared by the repository-level suites (stack, images, manifests, load)."""
 import pytest
 
+from harness.docker import docker_engine
 from harness.stack import REPORT, Services
 
 
@@ -17,3 +18,11 @@ def services(tmp_path):
     stack = Services(tmp_path)
     yield stack
     stack.stop_all()
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """The Docker CLI for the image suites; what they created is removed afterwards."""
+    docker = docker_engine()
+    yield docker
+    docker.cleanup()

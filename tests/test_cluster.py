@@ -1,8 +1,9 @@
 """End to end on a real Kubernetes: a kind cluster from the offline node image, deployed with
-`make run-app` (scan-images, then `skaffold run -p ci`), checked with `skaffold verify`, loaded
-with Locust from outside and from inside (`make loadtest-cluster`, distributed), restarted under
-load, probed for NetworkPolicy, scaled out by its HorizontalPodAutoscaler, then the `skaffold dev`
-loop, then torn down.
+`make run-app` (scan-images, then `skaffold run -p ci`: app-b on PostgreSQL), checked with
+`skaffold verify`, a token's life on PostgreSQL, loaded with Locust from outside and from inside
+(`make loadtest-cluster`, distributed), restarted under load, probed for NetworkPolicy, scaled out
+by its HorizontalPodAutoscaler, then the minikube overlay (SQLite on a claim) and the `skaffold
+dev` loop on it, then torn down.
 
 The tests run in file order and share one cluster (module fixture). Traffic goes only to
 127.0.0.1: `kubectl port-forward`, and a kind port mapping (127.0.0.1 only) onto a test NodePort
@@ -30,6 +31,7 @@ from harness.cluster import (
     hold_autoscaler,
     image_of,
     jobs_body,
+    jobs_status,
     kind_config,
     loadtest_cluster,
     locust,
@@ -81,7 +83,7 @@ def test_make_run_app_scans_then_deploys_the_ci_overlay(cluster):
                     f"SKAFFOLD_FLAGS=-p ci --kube-context kind-{CLUSTER} --status-check=true",
                     timeout=1200)
         cluster.wait_rolled_out()
-        for app in ("app-a", "app-b"):
+        for app in ("app-a", "app-b", "postgres"):
             pods = cluster.pods(app)
             assert pods and all(c["ready"] for p in pods for c in p["status"]["containerStatuses"])
         # The traffic entry for the next steps: a NodePort the kind mapping publishes on loopback.
@@ -186,6 +188,55 @@ def test_skaffold_verify_and_outside_traffic(cluster):
             assert refused.status_code == 401
 
 
+def test_a_token_on_postgres_lives_until_revoked(cluster):
+    """`flask tokens create` in one app-b pod; every replica knows the token, it survives a
+    rollout of app-b and the loss of the database pod, and `tokens revoke` ends it at once."""
+    pods = [pod["metadata"]["name"] for pod in cluster.pods("app-b")]
+    with step(cluster, "tokens create in one app-b pod: 200 through app-a, and both replicas "
+                       "answer for it"):
+        assert len(pods) == 2, pods
+        token = cluster.tokens(f"pod/{pods[0]}", "create", "e2e-operator").strip().splitlines()[-1]
+        assert jobs_status(cluster, token) == 200
+        for pod in pods:
+            with port_forward(cluster, f"pod/{pod}", 5001) as url:
+                answer = get(f"{url}/auth", method="POST", data={"token": token})
+                assert answer.status_code == 200 and answer.json() == {"username": "e2e-operator"}, pod
+    with step(cluster, "rollout restart of app-b: the token is still accepted by the new pods"):
+        cluster.kubectl("-n", NAMESPACE, "rollout", "restart", "deployment/app-b")
+        cluster.kubectl("-n", NAMESPACE, "rollout", "status", "deployment/app-b", "--timeout=180s",
+                        timeout=210)
+        assert poll(lambda: not set(pods) & {p["metadata"]["name"]
+                                            for p in cluster.pods("app-b", terminating=True)}, 90)
+        assert jobs_status(cluster, token) == 200
+    with step(cluster, "postgres-0 deleted: the token accepted again once it is back"):
+        [server] = cluster.pods("postgres")
+        deleted = time.monotonic()
+        cluster.kubectl("-n", NAMESPACE, "delete", "pod", server["metadata"]["name"], "--wait=false")
+        seen = []
+
+        def back():
+            status = jobs_status(cluster, token)
+            seen.append(status)
+            pods_now = cluster.pods("postgres")
+            return (status == 200 and len(pods_now) == 1
+                    and pods_now[0]["metadata"]["uid"] != server["metadata"]["uid"])
+
+        assert poll(back, 180, interval=0.2), f"not back after the database pod's loss: {seen[-10:]}"
+        # app-a answers throughout: 502 while app_b says "database unavailable", 503 if app_b's
+        # pods went unready (their /readyz asks the database).
+        assert None not in seen, "app-a stopped answering while the database was away"
+        answers = {status: seen.count(status) for status in sorted(set(seen))}
+        say(f"postgres-0 deleted: the token accepted again after {time.monotonic() - deleted:.1f} s "
+            f"(POST /jobs answers meanwhile: {answers})")
+    with step(cluster, "tokens revoke: the next request with it is 401; tokens list says revoked"):
+        other = cluster.pods("app-b")[-1]["metadata"]["name"]
+        cluster.tokens(f"pod/{other}", "revoke", "e2e-operator")
+        assert jobs_status(cluster, token) == 401
+        listing = cluster.tokens(f"pod/{other}", "list")
+        [line] = [line for line in listing.splitlines() if line.startswith("e2e-operator ")]
+        assert line.split()[-1] == "revoked" and token not in listing, listing
+
+
 def test_locust_acceptance_load(cluster):
     with step(cluster, "locust -f loadtest/jobs.py --headless: 500 requests, 0 failures"):
         proc = locust(cluster)
@@ -241,40 +292,56 @@ def test_slow_clients_through_the_nodeport_do_not_starve_others(cluster):
                     f"{hostile.closed()} of {hostile.count} closed"
 
 
+# TCP connect to host:port, a few tries (a new pod's NetworkPolicy rules are programmed moments
+# after it starts): prints "reached" or "blocked <error>".
+CONNECT = ("import socket, sys, time\n"
+           "for attempt in range(5):\n"
+           "    try:\n"
+           "        socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close()\n"
+           "        sys.exit(print('reached'))\n"
+           "    except OSError as error:\n"
+           "        outcome = f'blocked {type(error).__name__}'\n"
+           "        time.sleep(1)\n"
+           "print(outcome)\n")
+
+
 def test_network_policy_is_enforced(cluster):
-    """A pod outside app-ab (no policy limits its egress) reaches app-a's port but not app-b's."""
+    """A pod outside app-ab (no policy limits its egress) reaches app-a's port but neither app-b's
+    nor PostgreSQL's; inside, app-a cannot reach PostgreSQL and app-b can."""
     probe_ns = "netpol-probe"
     image = image_of(cluster.pods("app-a")[0], "app-a")  # one with python3
-    # A few tries: a new pod's NetworkPolicy rules are programmed moments after it starts.
-    script = ("import sys, time, urllib.request\n"
-              "for attempt in range(5):\n"
-              "    try:\n"
-              "        urllib.request.urlopen(sys.argv[1], timeout=3)\n"
-              "        sys.exit(print('reached'))\n"
-              "    except Exception as error:\n"
-              "        outcome = f'blocked {type(error).__name__}'\n"
-              "        time.sleep(1)\n"
-              "print(outcome)\n")
     cluster.kubectl("create", "namespace", probe_ns)
     try:
-        def probe(name, url):
+        def probe(name, host, port):
             # Run to completion, then read the log: `kubectl run -i` can miss a short pod's output.
             cluster.kubectl("-n", probe_ns, "run", name, "--restart=Never", "--image", image,
-                            "--image-pull-policy=Never", "--command", "--", "python3", "-c", script, url)
+                            "--image-pull-policy=Never", "--command", "--", "python3", "-c", CONNECT,
+                            host, str(port))
             cluster.kubectl("-n", probe_ns, "wait", f"pod/{name}", "--timeout=120s",
                             "--for=jsonpath={.status.phase}=Succeeded", timeout=150)
             return cluster.kubectl("-n", probe_ns, "logs", name).strip()
-        with step(cluster, "NetworkPolicy: an unlabelled pod cannot reach app-b, app-a can"):
-            assert probe("to-app-a", f"http://app-a.{NAMESPACE}.svc:5000/hello") == "reached"
-            assert probe("to-app-b", f"http://app-b.{NAMESPACE}.svc:5001/readyz").startswith("blocked")
+        with step(cluster, "NetworkPolicy: a pod of another namespace reaches app-a, not app-b or "
+                           "postgres"):
+            assert probe("to-app-a", f"app-a.{NAMESPACE}.svc", 5000) == "reached"
+            assert probe("to-app-b", f"app-b.{NAMESPACE}.svc", 5001).startswith("blocked")
+            assert probe("to-postgres", f"postgres.{NAMESPACE}.svc", 5432).startswith("blocked")
             jobs = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
             assert jobs.status_code == 200, "app-a -> app-b must stay allowed"
+        with step(cluster, "NetworkPolicy: from inside app-ab, app-b reaches postgres, app-a does not"):
+            def connect_from(app):
+                pod = f"pod/{cluster.pods(app)[0]['metadata']['name']}"
+                return cluster.kubectl("-n", NAMESPACE, "exec", pod, "-c", app, "--", "python3", "-c",
+                                       CONNECT, "postgres", "5432").strip()
+            assert connect_from("app-b") == "reached"
+            assert connect_from("app-a").startswith("blocked")
     finally:
         cluster.kubectl("delete", "namespace", probe_ns, "--wait=false")
 
 
 def test_rollout_restarts_under_load_drop_nothing(cluster):
-    with step(cluster, "rollout restart of app-a and app-b while Locust runs: 0 failed requests"):
+    """app-b here is two replicas on PostgreSQL: each new pod connects to it before it is ready."""
+    with step(cluster, "rollout restart of app-a and app-b (2 replicas on PostgreSQL) while Locust "
+                       "runs: 0 failed requests"):
         proc = locust(cluster, "--requests", "0", "--run-time", "10m", "--max-p99-ms", "5000",
                       "--min-rps", "1")
         try:
@@ -284,8 +351,9 @@ def test_rollout_restarts_under_load_drop_nothing(cluster):
                                 "--timeout=180s", timeout=210)
                 # Keep the load on until the old pod has run its preStop and stopped: that window,
                 # not the new pod's start, is where a careless rollout drops requests.
-                assert poll(lambda app=app: len(cluster.pods(app, terminating=True)) == 1, 90), \
-                    f"old {app} pod lingers"
+                replicas = cluster.replicas(app)
+                assert poll(lambda app=app, n=replicas: len(cluster.pods(app, terminating=True)) == n,
+                            90), f"old {app} pod lingers"
         finally:
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=60)
@@ -297,6 +365,7 @@ def test_rollout_restarts_under_load_drop_nothing(cluster):
 def test_app_b_pod_deleted_then_gone_then_back(cluster):
     app_a = cluster.pods("app-a")[0]
     restarted = restarts(app_a)
+    replicas = cluster.replicas("app-b")
     with step(cluster, "app-b pod deleted: its replacement takes over, POST /jobs keeps answering 200"):
         old = cluster.pods("app-b")[0]["metadata"]["name"]
         cluster.kubectl("-n", NAMESPACE, "delete", "pod", old, "--wait=false")
@@ -306,7 +375,7 @@ def test_app_b_pod_deleted_then_gone_then_back(cluster):
             response = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
             statuses.append(response.status_code if response is not None else None)
             pods = cluster.pods("app-b", terminating=True)  # done once the old one is gone
-            return len(pods) == 1 and pods[0]["metadata"]["name"] != old
+            return len(pods) == replicas and old not in {pod["metadata"]["name"] for pod in pods}
 
         assert poll(replaced, 120), "app-b pod was not replaced"
         assert set(statuses) == {200}, f"statuses seen during the replacement: {statuses}"
@@ -317,7 +386,7 @@ def test_app_b_pod_deleted_then_gone_then_back(cluster):
             assert gone, "app-a never answered 503 while app-b had no pod"
             assert "auth service unavailable" in gone, gone
         finally:
-            cluster.kubectl("-n", NAMESPACE, "scale", "deployment/app-b", "--replicas=1")
+            cluster.kubectl("-n", NAMESPACE, "scale", "deployment/app-b", f"--replicas={replicas}")
         assert poll(lambda: jobs_body(cluster, 200), 120) == JOBS_TEXT, "app-a did not recover"
         now = cluster.pods("app-a")[0]
         assert now["metadata"]["name"] == app_a["metadata"]["name"]
@@ -399,6 +468,45 @@ def test_app_a_scales_out_under_load_and_back(cluster):
     assert statuses and set(statuses) == {200}, f"statuses seen while scaling: {statuses}"
     say(f"autoscaling: {run['requests']} in-cluster requests at {run['rps']} req/s and "
         f"{len(statuses)} outside probes, 0 failed; peak {max(n for _, n in timeline)} pods")
+
+
+def test_minikube_overlay_keeps_tokens_on_its_sqlite_claim(cluster):
+    """The embedded default, overlays/minikube (`skaffold run` without the ci profile), deployed
+    over the same namespace: app-b is one pod on SQLite on a PersistentVolumeClaim, recreated on
+    a rollout. The next test's dev loop runs on this deployment and removes it."""
+    with step(cluster, "skaffold run (overlays/minikube): app-b on its SQLite claim, one pod"):
+        cluster.run("skaffold", "run", "-p", "-ci", "--kube-context", f"kind-{CLUSTER}",
+                    "--skip-tests", "--status-check=true", timeout=900)
+        cluster.wait_rolled_out()
+        [pod] = cluster.pods("app-b")
+        [data] = [v for v in pod["spec"]["volumes"] if v["name"] == "data"]
+        claim = data["persistentVolumeClaim"]["claimName"]
+        phase = cluster.kubectl("-n", NAMESPACE, "get", "pvc", claim, "-o", "jsonpath={.status.phase}")
+        assert phase == "Bound"
+    with step(cluster, "tokens create, app-b pod deleted: the replacement on the claim accepts it"):
+        token = cluster.tokens(f"pod/{pod['metadata']['name']}", "create", "e2e-laptop")
+        token = token.strip().splitlines()[-1]
+        assert jobs_status(cluster, token) == 200
+        old = pod["metadata"]["name"]
+        cluster.kubectl("-n", NAMESPACE, "delete", "pod", old, "--wait=false")
+
+        def replaced():
+            names = [p["metadata"]["name"] for p in cluster.pods("app-b", terminating=True)]
+            return len(names) == 1 and names != [old] and jobs_status(cluster, token) == 200
+
+        assert poll(replaced, 180), "the token did not survive the pod's replacement"
+    with step(cluster, "rollout restart (Recreate) of the single writer: the gap, then the token"):
+        cluster.kubectl("-n", NAMESPACE, "rollout", "restart", "deployment/app-b")
+        started, statuses = time.monotonic(), []
+
+        def through_the_gap():  # one probe every 0.1 s until a failure has been followed by a 200
+            statuses.append((time.monotonic() - started, jobs_status(cluster, token)))
+            return statuses[-1][1] == 200 and any(status != 200 for _, status in statuses)
+
+        assert poll(through_the_gap, 180, interval=0.1), f"no gap, or never back: {statuses[-5:]}"
+        failed = [at for at, status in statuses if status != 200]
+        say(f"SQLite claim, rollout restart of app-b: POST /jobs failed for {failed[-1] - failed[0]:.1f} s "
+            f"({len(failed)} probes; answers {sorted({s for _, s in statuses}, key=str)})")
 
 
 def test_skaffold_dev_serves_an_edited_file_in_seconds(cluster, tmp_path):

@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from harness.docker import PREFIX, docker_engine
+from harness.docker import PREFIX
 from harness.stack import JOBS_TEXT, REPO, clean_checkout, free_port, require_tool
 
 SERVICES = {"app_a": 5000, "app_b": 5001}
@@ -27,13 +27,6 @@ SEED_USER = "image-test"
 # The image sets no database (APP_B_DB_PATH and APP_B_DATABASE_URL exclude each other): base/
 # gives it this one, on the /data volume.
 SQLITE = {"APP_B_DB_PATH": "/data/app_b.sqlite3"}
-
-
-@pytest.fixture(scope="session")
-def engine():
-    docker = docker_engine()
-    yield docker
-    docker.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -261,7 +254,7 @@ def test_no_seed_token_database_or_build_secret_in_any_layer(engine, images, ser
 
 def test_dockerfiles_pass_hadolint():
     hadolint = require_tool("hadolint")
-    dockerfiles = [str(REPO / folder / "Dockerfile") for folder in (*SERVICES, "loadtest")]
+    dockerfiles = [str(REPO / folder / "Dockerfile") for folder in (*SERVICES, "loadtest", "postgres")]
     result = subprocess.run([hadolint, *dockerfiles], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
 

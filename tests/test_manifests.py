@@ -1,9 +1,11 @@
 """Offline checks of base/ + overlays and skaffold.yaml: no cluster needed."""
+import base64
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import loadtest_cluster  # scripts/, on pytest's pythonpath
 import pytest
@@ -14,6 +16,8 @@ from harness.stack import REPO, require_tool
 OVERLAYS = ("minikube", "ci")
 K8S_VERSIONS = ("1.32.0", "1.34.0")  # kind's 1.34 in CI; 1.32 for older minikube installs
 APPS = ("app-a", "app-b")
+# The pods' fixed users: the services' 10001, PostgreSQL's 10002 (postgres/Dockerfile).
+RUN_AS = {"app-a": 10001, "app-b": 10001, "postgres": 10002}
 # skaffold finds docker, kind and the venv's python on PATH; no update check from CI.
 SKAFFOLD_ENV = {**os.environ, "SKAFFOLD_UPDATE_CHECK": "false",
                 "PATH": os.pathsep.join([os.path.join(REPO, ".bin"), os.path.join(REPO, ".venv", "bin"),
@@ -46,7 +50,8 @@ def of_kind(objects, kind):
 
 
 def pod_specs(objects):
-    return {name: doc["spec"]["template"] for name, doc in of_kind(objects, "Deployment").items()}
+    return {name: doc["spec"]["template"] for kind in ("Deployment", "StatefulSet")
+            for name, doc in of_kind(objects, kind).items()}
 
 
 def containers(template):
@@ -98,7 +103,7 @@ def test_pods_are_restricted_and_bounded(objects):
         pod = template["spec"]
         assert pod["automountServiceAccountToken"] is False, name
         assert pod["securityContext"]["runAsNonRoot"] is True, name
-        assert pod["securityContext"]["runAsUser"] == 10001, name
+        assert pod["securityContext"]["runAsUser"] == RUN_AS[name], name
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         for container in containers(template):
             security = container["securityContext"]
@@ -110,7 +115,6 @@ def test_pods_are_restricted_and_bounded(objects):
             assert ":" not in container["image"], "bare image names, which Skaffold replaces"
         mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
         assert "/tmp" in mounts, name
-        assert (name == "app-b") == ("/data" in mounts)
 
 
 def probe_target(probe):
@@ -123,13 +127,15 @@ def probe_target(probe):
 
 
 def test_probes_use_the_health_endpoints_on_a_declared_port(objects):
-    """The container behind the Service's port "http" is probed ready on /readyz there; every
-    container has a liveness probe with a timeout chosen on purpose (not the default 1 s)."""
+    """The container behind an app's Service port "http" is probed ready on /readyz there; every
+    container (PostgreSQL's too) has a liveness probe with a timeout chosen on purpose (not the
+    default 1 s)."""
     for name, template in pod_specs(objects).items():
-        public = [c for c in template["spec"]["containers"]
-                  if "http" in {port["name"] for port in c.get("ports", [])}]
-        assert len(public) == 1, name
-        assert probe_target(public[0]["readinessProbe"]) == ("/readyz", "http"), name
+        if name in APPS:
+            public = [c for c in template["spec"]["containers"]
+                      if "http" in {port["name"] for port in c.get("ports", [])}]
+            assert len(public) == 1, name
+            assert probe_target(public[0]["readinessProbe"]) == ("/readyz", "http"), name
         for container in template["spec"]["containers"]:
             for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
                 if kind in container:
@@ -152,12 +158,25 @@ def test_app_a_is_reached_only_through_its_edge_proxy(objects):
 
 
 def test_rollouts_keep_a_ready_pod_and_drain_first(objects):
+    """Rolling updates never go below the ready replicas and drain first; only a single writer on
+    a ReadWriteOnce claim (app-b on SQLite) is recreated instead, with no drain wait and no PDB."""
+    pdbs = of_kind(objects, "PodDisruptionBudget")
     for name, deployment in of_kind(objects, "Deployment").items():
-        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
-        for container in deployment["spec"]["template"]["spec"]["containers"]:
-            assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0, (name, container["name"])
-    for name, pdb in of_kind(objects, "PodDisruptionBudget").items():
-        assert pdb["spec"]["minAvailable"] == 1, name
+        spec = deployment["spec"]
+        containers = spec["template"]["spec"]["containers"]
+        if spec["strategy"]["type"] == "Recreate":
+            assert spec["strategy"] == {"type": "Recreate"} and spec["replicas"] == 1, name
+            waits = [c["name"] for c in containers if "lifecycle" in c]
+            assert waits == [], f"{name}: no pod takes over, so a preStop sleep only waits"
+            assert name not in pdbs, f"{name}: a PDB over one recreated pod only blocks drains"
+            claims = [v for v in spec["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v]
+            assert claims, f"{name}: Recreate is for the single writer of a claim"
+        else:
+            for container in containers:
+                assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0, (name, container["name"])
+            assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
+            assert pdbs[name]["spec"]["minAvailable"] == 1, name
+    assert set(pdbs) <= set(of_kind(objects, "Deployment")), "no PDB over the one database pod"
 
 
 def test_selectors_are_stable_and_match_their_pods(objects):
@@ -228,6 +247,7 @@ def test_skaffold_diagnose_and_render_offline(profile, tmp_path):
     docs = [doc for doc in yaml.safe_load_all(out.read_text()) if doc]
     kinds = [doc["kind"] for doc in docs]
     assert kinds.count("Deployment") == 2 and "NetworkPolicy" in kinds
+    assert ("StatefulSet" in kinds) == bool(profile), "PostgreSQL with -p ci only"
     node_ports = [svc["spec"].get("type") for svc in docs if svc["kind"] == "Service"]
     assert ("NodePort" in node_ports) == (not profile), "minikube by default, ClusterIP with -p ci"
 
@@ -235,13 +255,13 @@ def test_skaffold_diagnose_and_render_offline(profile, tmp_path):
 @pytest.mark.docker
 def test_skaffold_builds_every_image_and_unit_tests_for_ci(tmp_path):
     """`skaffold build -p ci` with the local engine (on the offline base image where CI sets
-    OFFLINE_BASE_IMAGE), then `skaffold test`."""
+    OFFLINE_BASE_IMAGE), PostgreSQL's image included, then `skaffold test`."""
     skaffold = require_tool("skaffold")
     require_tool("docker")
     artifacts = tmp_path / "build.json"
     run(skaffold, "build", "-p", "ci", "--file-output", str(artifacts), env=SKAFFOLD_ENV)
     builds = json.loads(artifacts.read_text())["builds"]
-    assert sorted(b["imageName"] for b in builds) == ["app-a", "app-a-edge", "app-b"]
+    assert sorted(b["imageName"] for b in builds) == ["app-a", "app-a-edge", "app-ab-postgres", "app-b"]
     for build in builds:
         run("docker", "image", "inspect", build["tag"])
     run(skaffold, "diagnose", "-p", "ci", env=SKAFFOLD_ENV)
@@ -367,3 +387,155 @@ def test_the_autoscaling_component_keeps_base_size_and_a_disruption(tmp_path):
     assert spec["minReplicas"] == base[("Deployment", "app-a")]["spec"]["replicas"]
     assert spec["minReplicas"] > docs[("PodDisruptionBudget", "app-a")]["spec"]["minAvailable"]
     assert spec["metrics"][0]["resource"]["name"] == "cpu"
+
+
+def env_of(container):
+    return {var["name"]: var for var in container.get("env", [])}
+
+
+def app_b_config(objects):
+    return next(doc["data"] for (kind, name), doc in objects.items()
+                if kind == "ConfigMap" and name.startswith("app-b-config"))
+
+
+def test_app_b_storage_is_what_the_overlay_chose(overlay, objects):
+    """minikube: the SQLite file on a ReadWriteOnce claim, one pod. ci: PostgreSQL through the
+    URL from the Secret, two pods, and nothing of SQLite left (app_b refuses both settings)."""
+    app_b = of_kind(objects, "Deployment")["app-b"]
+    pod = app_b["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = env_of(container)
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert not {"APP_B_DB_PATH", "APP_B_DATABASE_URL"} & set(app_b_config(objects))
+    if overlay == "ci":
+        assert "APP_B_DB_PATH" not in env and "/data" not in mounts and "data" not in volumes
+        ref = env["APP_B_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert ref["key"] == "database-url" and ref["name"].startswith("app-b-postgres-")
+        assert ref["name"] in of_kind(objects, "Secret")
+        assert app_b["spec"]["replicas"] == 2
+    else:
+        assert "APP_B_DATABASE_URL" not in env
+        assert env["APP_B_DB_PATH"]["value"] == "/data/app_b.sqlite3" and mounts["/data"] == "data"
+        assert set(volumes["data"]) == {"name", "persistentVolumeClaim"}, "the claim, not an emptyDir"
+        claim_name = volumes["data"]["persistentVolumeClaim"]["claimName"]
+        claim = of_kind(objects, "PersistentVolumeClaim")[claim_name]
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        assert app_b["spec"]["replicas"] == 1 and app_b["spec"]["strategy"] == {"type": "Recreate"}
+    assert (("StatefulSet", "postgres") in objects) == (overlay == "ci")
+
+
+@pytest.fixture(scope="module")
+def ci_objects():
+    """overlays/ci, the overlay with components/postgres."""
+    rendered = run(require_tool("kubectl"), "kustomize", "overlays/ci")
+    return {(doc["kind"], doc["metadata"]["name"]): doc for doc in yaml.safe_load_all(rendered)}
+
+
+@pytest.fixture(scope="module")
+def postgres(ci_objects):
+    return of_kind(ci_objects, "StatefulSet")["postgres"]
+
+
+def test_postgres_keeps_its_data_on_its_claim_and_probes_with_pg_isready(postgres):
+    spec = postgres["spec"]
+    assert spec["replicas"] == 1
+    [claim] = spec["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    container = spec["template"]["spec"]["containers"][0]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts["/var/lib/postgresql/data"] == claim["metadata"]["name"]
+    volumes = {v["name"]: v for v in spec["template"]["spec"]["volumes"]}
+    # Everything else the server writes is scratch (the root filesystem is read-only).
+    assert "emptyDir" in volumes[mounts["/var/run/postgresql"]] and "emptyDir" in volumes[mounts["/tmp"]]
+    for probe in ("startupProbe", "readinessProbe"):
+        assert container[probe]["exec"]["command"][0] == "pg_isready", probe
+    # Liveness asks only that the postmaster listens: a long crash recovery is "rejecting"
+    # to pg_isready, and must not get the pod killed.
+    assert container["livenessProbe"]["tcpSocket"]["port"] in {p["name"] for p in container["ports"]}
+
+
+def test_postgres_and_app_b_read_one_consistent_secret(postgres, ci_objects):
+    """The server's role, database and password and app-b's URL agree, and the password reaches
+    the server as a file, never as an environment value."""
+    [secret] = [doc for name, doc in of_kind(ci_objects, "Secret").items()
+                if name.startswith("app-b-postgres-")]
+    data = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    pod = postgres["spec"]["template"]["spec"]
+    env = {name: var["value"] for name, var in env_of(pod["containers"][0]).items()}
+    url = urlsplit(data["database-url"])
+    service = of_kind(ci_objects, "Service")["postgres"]["spec"]
+    assert url.scheme == "postgresql" and url.hostname == "postgres"
+    assert url.port == service["ports"][0]["port"] == 5432
+    assert (url.username, url.path, url.password) == (env["POSTGRES_USER"], "/" + env["POSTGRES_DB"],
+                                                      data["password"])
+    [credentials] = [v for v in pod["volumes"] if "secret" in v]
+    assert credentials["secret"]["secretName"] == secret["metadata"]["name"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == credentials["name"])
+    items = {item["key"]: item["path"] for item in credentials["secret"]["items"]}
+    assert env["POSTGRES_PASSWORD_FILE"] == f"{mount['mountPath']}/{items['password']}"
+    assert "database-url" not in items, "the server gets only its password"
+
+
+def selects(selector, labels):
+    return selector.get("matchLabels", {}).items() <= labels.items() and all(
+        (labels.get(e["key"]) in e["values"]) == (e["operator"] == "In")
+        for e in selector.get("matchExpressions", []))
+
+
+def allows(policies, direction, own, peer, port):
+    """Whether the NetworkPolicies let a pod with labels `own` send ("egress") to or accept
+    ("ingress") from a pod of this namespace with labels `peer` a TCP connection on `port`
+    (Kubernetes' rule: a pod that no policy of that direction selects is open in it)."""
+    peer_key = {"egress": "to", "ingress": "from"}[direction]
+    selecting = [policy for policy in policies.values()
+                 if direction.capitalize() in policy["policyTypes"] and selects(policy["podSelector"], own)]
+    rules = [rule for policy in selecting for rule in policy.get(direction, [])]
+    return not selecting or any(
+        (not rule.get(peer_key) or any(set(p) == {"podSelector"} and selects(p["podSelector"], peer)
+                                       for p in rule[peer_key]))
+        and (not rule.get("ports") or any(p["port"] == port for p in rule["ports"]))
+        for rule in rules)
+
+
+def test_only_app_b_pods_reach_postgres(ci_objects):
+    """Checked at both ends: PostgreSQL's ingress admits app-b alone (a pod of another namespace
+    is not limited by this namespace's egress rules), and app-b's egress lets it connect."""
+    policies = {name: doc["spec"] for name, doc in of_kind(ci_objects, "NetworkPolicy").items()}
+    pods = {name: template["metadata"]["labels"] for name, template in pod_specs(ci_objects).items()}
+    smoke_job = yaml.safe_load(Path(REPO, "overlays", "ci", "smoke-check-job.yaml").read_text())
+    pods["smoke-check"] = smoke_job["spec"]["template"]["metadata"]["labels"]
+    pods["unlabelled"] = {}
+    server = pods["postgres"]
+    assert {name for name, labels in pods.items()
+            if allows(policies, "ingress", server, labels, 5432)} == {"app-b"}
+    assert allows(policies, "egress", pods["app-b"], server, 5432)
+    assert not allows(policies, "ingress", server, pods["app-b"], 5433), "5432 only"
+    # Ingress peers are pod selectors only: no namespace or address block widens them.
+    peers = [peer for spec in policies.values() if selects(spec["podSelector"], server)
+             for rule in spec.get("ingress", []) for peer in rule["from"]]
+    assert peers and all(set(peer) == {"podSelector"} for peer in peers)
+    # And the fence around app-b is unchanged: app-a alone may call it.
+    assert {name for name, labels in pods.items()
+            if allows(policies, "ingress", pods["app-b"], labels, 5001)} == {"app-a"}
+
+
+def test_base_and_the_postgres_component_make_no_credentials(tmp_path):
+    """Only components/dev-postgres-credentials (dev overlays) makes the Secret: base and
+    components/postgres refer to app-b-postgres by its plain name, which a real deployment supplies."""
+    def relative(folder):  # kustomize takes no absolute paths
+        return os.path.relpath(REPO / folder, tmp_path)
+    kustomization = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                     "resources": [relative("base")], "components": [relative("components/postgres")]}
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    docs = list(yaml.safe_load_all(run(require_tool("kubectl"), "kustomize", str(tmp_path))))
+    assert [doc["metadata"]["name"] for doc in docs if doc["kind"] == "Secret"] == []
+    rendered = {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}
+    app_b = rendered[("Deployment", "app-b")]["spec"]["template"]["spec"]
+    ref = env_of(app_b["containers"][0])["APP_B_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref["name"] == "app-b-postgres"
+    server = rendered[("StatefulSet", "postgres")]["spec"]["template"]["spec"]
+    assert [v["secret"]["secretName"] for v in server["volumes"] if "secret" in v] == ["app-b-postgres"]
+    dev_password = "dev-only-postgres-password"
+    for folder in ("base", "components/postgres"):
+        assert [p for p in Path(REPO, folder).rglob("*") if dev_password in p.read_text()] == [], folder

@@ -56,6 +56,16 @@ class Cluster:
             self.kubectl("-n", NAMESPACE, "rollout", "status", f"deployment/{app}",
                          f"--timeout={timeout}s", timeout=timeout + 30)
 
+    def replicas(self, app):
+        """The replicas the app's Deployment asks for."""
+        return int(self.kubectl("-n", NAMESPACE, "get", "deployment", app, "-o",
+                                "jsonpath={.spec.replicas}"))
+
+    def tokens(self, pod, *args):
+        """`flask --app app_b tokens ARGS` in that app-b pod, as the runbook has it; stdout."""
+        return self.kubectl("-n", NAMESPACE, "exec", pod, "-c", "app-b", "--", "flask", "--app",
+                            "app_b", "tokens", *args)
+
     def dump(self):
         """What a reader needs when a step failed: pods, events, the apps' logs, and the packet
         path: Services and their endpoints, the NetworkPolicies, the enforcer's (kube-router's)
@@ -63,8 +73,8 @@ class Cluster:
         kube-router programs, its ipsets)."""
         for args in (("get", "pods", "-A", "-o", "wide"),
                      ("get", "events", "-A", "--sort-by=.lastTimestamp"),
-                     *(("-n", NAMESPACE, "logs", "-l", f"app.kubernetes.io/name={app}",
-                        "--all-containers", "--tail=40", "--prefix") for app in ("app-a", "app-b")),
+                     *(("-n", NAMESPACE, "logs", "-l", f"app.kubernetes.io/name={app}", "--all-containers",
+                        "--tail=40", "--prefix") for app in ("app-a", "app-b", "postgres")),
                      ("get", "services,endpointslices,networkpolicies", "-A", "-o", "wide"),
                      ("-n", "kube-system", "logs", "-l", "app.kubernetes.io/name=kube-router",
                       "--tail=200", "--prefix"),
@@ -150,10 +160,10 @@ def summary(cluster):
     return json.loads((cluster.tmp / "locust" / "summary.json").read_text())
 
 
-def jobs_body(cluster, status):
+def jobs_body(cluster, status, headers=TOKEN):
     """The body of POST /jobs if it answered `status`, else None. (Not the response itself: a
     requests.Response is falsy for any 4xx/5xx, which `poll` would take for "not yet".)"""
-    response = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
+    response = get(f"{cluster.url}/jobs", method="POST", headers=headers)
     return response.text if response is not None and response.status_code == status else None
 
 
@@ -177,3 +187,9 @@ def app_a_replicas(cluster):
     deployment = cluster.kubectl("-n", NAMESPACE, "get", "deployment", "app-a", "-o", "json")
     status = json.loads(deployment)["status"]
     return status.get("replicas", 0), status.get("readyReplicas", 0)
+
+
+def jobs_status(cluster, token):
+    """The status of POST /jobs with this token through app-a (None: no answer)."""
+    response = get(f"{cluster.url}/jobs", method="POST", headers={"Authorization": token})
+    return response.status_code if response is not None else None
