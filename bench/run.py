@@ -10,6 +10,7 @@ no verdict.
 """
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import urllib.request
 from localstack import REPO, Service, free_port
 
 NAIVE = os.path.join(REPO, "bench", "naive")
+BARE = os.path.join(REPO, "bench", "bare")
 
 
 def ab(url, requests, post=False, concurrency=4):
@@ -40,19 +42,20 @@ def ab(url, requests, post=False, concurrency=4):
             "failed": int(number(r"^Failed requests:\s+(\d+)") + number(r"^Non-2xx responses:\s+(\d+)", 0))}
 
 
-class Naive(Service):
-    """The naive pair runs the way the original did: one sync gunicorn worker, default settings."""
+class Reference(Service):
+    """One app of a reference pair (bench/naive/, bench/bare/): plain gunicorn, `options` its
+    command-line worker settings, no config file."""
 
-    def __init__(self, module, port, env, log_path):
-        super().__init__(NAIVE, port, env, log_path)
-        self.module = module
+    def __init__(self, directory, module, options, port, env, log_path):
+        super().__init__(directory, port, env, log_path)
+        self.module, self.options = module, options
 
     def command(self):
-        return [sys.executable, "-m", "gunicorn", "-w", "1", "-b", f"127.0.0.1:{self.port}",
+        return [sys.executable, "-m", "gunicorn", *self.options, "-b", f"127.0.0.1:{self.port}",
                 f"{self.module}:app"]
 
     def ready(self):
-        """The naive apps have no /readyz: any HTTP answer (404 for /) means it is serving."""
+        """The reference apps have no /readyz: any HTTP answer (404 for /) means it is serving."""
         try:
             urllib.request.urlopen(f"{self.url}/", timeout=1)
         except urllib.error.HTTPError:
@@ -61,17 +64,11 @@ class Naive(Service):
 
 
 @contextlib.contextmanager
-def this_design(work, **env):
-    """app_b + app_a as `make run` starts them, plus `env`; yields app_a."""
-    quiet = {"LOG_LEVEL": "WARNING", **env}  # request logs off: they would measure the disk
-    name = "-".join(f"{k}={v}" for k, v in env.items()) or "defaults"
-    app_b = Service("app_b", free_port(), {"APP_B_DB_PATH": os.path.join(work, f"{name}.sqlite3"),
-                                           "SEED_USERNAME": "admin", "SEED_TOKEN": "mytoken", **quiet},
-                    log_path=os.path.join(work, f"app_b-{name}.log"))
+def pair(app_b, make_app_a):
+    """Start app_b, then the app_a `make_app_a(app_b.url)` returns; yield app_a, stop both."""
     app_b.start()
     try:
-        app_a = Service("app_a", free_port(), {"APP_B_URL": app_b.url, **quiet},
-                        log_path=os.path.join(work, f"app_a-{name}.log")).start()
+        app_a = make_app_a(app_b.url).start()
         try:
             yield app_a
         finally:
@@ -80,23 +77,43 @@ def this_design(work, **env):
         app_b.stop()
 
 
-@contextlib.contextmanager
+def this_design(work, name, env=(), env_a=(), env_b=()):
+    """app_b + app_a as `make run` starts them (request log, metrics and request ids on), plus
+    `env` for both and `env_a`/`env_b` for one."""
+    def log(app):
+        return os.path.join(work, f"{app}-{name}.log")  # the request log lines land here
+    app_b = Service("app_b", free_port(), {"APP_B_DB_PATH": os.path.join(work, f"{name}.sqlite3"),
+                                           "SEED_USERNAME": "admin", "SEED_TOKEN": "mytoken",
+                                           **dict(env), **dict(env_b)}, log("app_b"))
+    return pair(app_b, lambda url: Service("app_a", free_port(), {"APP_B_URL": url, **dict(env),
+                                                                  **dict(env_a)}, log("app_a")))
+
+
 def naive(work):
-    with sqlite3.connect(os.path.join(NAIVE, "naive_b.sqlite3")) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS users (username TEXT, token TEXT)")
-        conn.execute("DELETE FROM users")
+    """The original design: one sync worker, a new connection to app_b and to SQLite per request."""
+    db = os.path.join(work, "naive_b.sqlite3")
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE users (username TEXT, token TEXT)")
         conn.execute("INSERT INTO users VALUES ('admin', 'mytoken')")
-    naive_b = Naive("naive_b", free_port(), {}, os.path.join(work, "naive_b.log")).start()
-    try:
-        naive_a = Naive("naive_a", free_port(), {"APP_B_URL": naive_b.url},
-                        os.path.join(work, "naive_a.log")).start()
-        try:
-            yield naive_a
-        finally:
-            naive_a.stop()
-    finally:
-        naive_b.stop()
-        os.remove(os.path.join(NAIVE, "naive_b.sqlite3"))
+    one_sync_worker = ["-w", "1"]
+    app_b = Reference(NAIVE, "naive_b", one_sync_worker, free_port(), {"NAIVE_DB_PATH": db},
+                      os.path.join(work, "naive_b.log"))
+    return pair(app_b, lambda url: Reference(NAIVE, "naive_a", one_sync_worker, free_port(),
+                                             {"APP_B_URL": url}, os.path.join(work, "naive_a.log")))
+
+
+def bare(work):
+    """The limit: the same framework doing only the job (bench/bare/), gthread 2 x 4 like this
+    design's default; no logs, metrics or request ids."""
+    db = os.path.join(work, "bare_b.sqlite3")
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE users (username TEXT NOT NULL, token_sha256 BLOB NOT NULL UNIQUE)")
+        conn.execute("INSERT INTO users VALUES ('admin', ?)", (hashlib.sha256(b"mytoken").digest(),))
+    gthread = ["-k", "gthread", "-w", "2", "--threads", "4"]
+    app_b = Reference(BARE, "bare_b", gthread, free_port(), {"BARE_DB_PATH": db},
+                      os.path.join(work, "bare_b.log"))
+    return pair(app_b, lambda url: Reference(BARE, "bare_a", gthread, free_port(), {"APP_B_URL": url},
+                                             os.path.join(work, "bare_a.log")))
 
 
 def locust(url, requests, work):
@@ -116,43 +133,90 @@ def median_row(samples):
     return sorted(samples, key=lambda row: row["rps"])[len(samples) // 2]
 
 
+def measure(plan, rounds):
+    """Each row of `plan` (name: measure function) `rounds` times, rows interleaved round by
+    round, so a slow spell of this shared machine lands on every row alike; the median rounds."""
+    samples = {name: [] for name in plan}
+    for _ in range(rounds):
+        for name, run in plan.items():
+            samples[name].append(run())
+    return {name: median_row(runs) for name, runs in samples.items()}
+
+
+def print_rows(rows):
+    print(f"{'row':44} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'failed':>7}")
+    for name, row in rows.items():
+        print(f"{name:44} {row['rps']:8.0f} {row['p50']:7.0f} {row['p99']:7.0f} {row['failed']:7d}")
+
+
+def default_rows(stacks, work, n, rounds):
+    ours = stacks.enter_context(this_design(work, "defaults"))
+    no_metrics = stacks.enter_context(this_design(work, "metrics-off", {"METRICS_ENABLED": "false"}))
+    limit = stacks.enter_context(bare(work))
+    old = stacks.enter_context(naive(work))
+    rows = measure({
+        OURS: lambda: ab(f"{ours.url}/jobs", n, post=True),
+        METRICS_OFF: lambda: ab(f"{no_metrics.url}/jobs", n, post=True),
+        BARE_ROW: lambda: ab(f"{limit.url}/jobs", n, post=True),
+        NAIVE_ROW: lambda: ab(f"{old.url}/jobs", n, post=True),
+        "this design                GET /hello": lambda: ab(f"{ours.url}/hello", n),
+        "naive                      GET /hello": lambda: ab(f"{old.url}/hello", n),
+    }, rounds)
+    rows["this design, Locust        POST /jobs"] = locust(ours.url, n, work)
+    # One client: the latency of a request that never waits for the CPU behind another.
+    rows["this design, ab -c 1       POST /jobs"] = ab(f"{ours.url}/jobs", n, post=True, concurrency=1)
+    return rows
+
+
+# GUNICORN_WORKER_CLASS/_WORKERS/_THREADS per service: what --worker-models compares.
+WORKER_MODELS = {"gthread 2x4": {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_WORKERS": "2",
+                                 "GUNICORN_THREADS": "4"},
+                 "sync 4": {"GUNICORN_WORKER_CLASS": "sync", "GUNICORN_WORKERS": "4"}}
+
+
+def worker_model_rows(stacks, work, n, rounds):
+    plan = {}
+    for model_a, env_a in WORKER_MODELS.items():
+        for model_b, env_b in WORKER_MODELS.items():
+            name = f"app_a {model_a}, app_b {model_b}"
+            stack = stacks.enter_context(this_design(work, name.replace(" ", "_").replace(",", ""),
+                                                     env_a=env_a, env_b=env_b))
+            plan[f"{name:37}POST /jobs"] = lambda url=stack.url: ab(f"{url}/jobs", n, post=True)
+    limit = stacks.enter_context(bare(work))
+    plan[BARE_ROW] = lambda: ab(f"{limit.url}/jobs", n, post=True)
+    return measure(plan, rounds)
+
+
+OURS = "this design (defaults)     POST /jobs"
+BARE_ROW = "bare Flask pair            POST /jobs"
+NAIVE_ROW = "naive (original design)    POST /jobs"
+METRICS_OFF = "this design, metrics off   POST /jobs"
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3,
                         help="ab rounds per row, rows interleaved; the median round is shown")
+    parser.add_argument("--worker-models", action="store_true",
+                        help="instead: this design under each gunicorn worker model per service")
     args = parser.parse_args()
     n, work = args.requests, tempfile.mkdtemp(prefix="bench-")
-    with contextlib.ExitStack() as stacks:
-        # All stacks up at once and the rows interleaved round by round, so a slow spell of this
-        # shared machine lands on every row alike instead of on whichever ran then.
-        ours = stacks.enter_context(this_design(work))
-        no_metrics = stacks.enter_context(this_design(work, METRICS_ENABLED="false"))
-        old = stacks.enter_context(naive(work))
-        plan = {
-            "this design  POST /jobs": lambda: ab(f"{ours.url}/jobs", n, post=True),
-            "this design  GET /hello": lambda: ab(f"{ours.url}/hello", n),
-            "metrics off  POST /jobs": lambda: ab(f"{no_metrics.url}/jobs", n, post=True),
-            "naive        POST /jobs": lambda: ab(f"{old.url}/jobs", n, post=True),
-            "naive        GET /hello": lambda: ab(f"{old.url}/hello", n),
-        }
-        samples = {name: [] for name in plan}
-        for _ in range(args.rounds):
-            for name, measure in plan.items():
-                samples[name].append(measure())
-        rows = {name: median_row(runs) for name, runs in samples.items()}
-        rows["this design  POST /jobs, Locust"] = locust(ours.url, n, work)
-        # One client: the latency of a request that never waits for the CPU behind another.
-        rows["this design  POST /jobs, ab -c 1"] = ab(f"{ours.url}/jobs", n, post=True, concurrency=1)
+    with contextlib.ExitStack() as stacks:  # all stacks up at once, rows interleaved
+        rows = (worker_model_rows if args.worker_models else default_rows)(stacks, work, n, args.rounds)
+    load = os.getloadavg()
     print(f"ab -n {n} -c 4, median of {args.rounds} interleaved rounds (Locust: {n} requests, "
-          f"4 users, once), {os.cpu_count()} cores\n")
-    print(f"{'row':32} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'failed':>7}")
+          f"4 users, once); {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
+    print_rows(rows)
+    limit = rows[BARE_ROW]["rps"]
+    print()
     for name, row in rows.items():
-        print(f"{name:32} {row['rps']:8.0f} {row['p50']:7.0f} {row['p99']:7.0f} {row['failed']:7d}")
-    jobs, naive_jobs = rows["this design  POST /jobs"]["rps"], rows["naive        POST /jobs"]["rps"]
-    print(f"\nPOST /jobs vs naive: {jobs / naive_jobs:.2f}x (metrics off: "
-          f"{rows['metrics off  POST /jobs']['rps'] / naive_jobs:.2f}x);  POST /jobs as a fraction "
-          f"of GET /hello: {jobs / rows['this design  GET /hello']['rps']:.2f}")
+        if "POST /jobs" in name and name != BARE_ROW and "Locust" not in name and "-c 1" not in name:
+            print(f"{name.removesuffix('POST /jobs').strip():40} {row['rps'] / limit:.2f} of the bare pair")
+    if NAIVE_ROW in rows:
+        ours = rows[OURS]["rps"]
+        print(f"\nthis design vs the original design (naive): {ours / rows[NAIVE_ROW]['rps']:.2f}x; "
+              f"metrics cost {1 - ours / rows[METRICS_OFF]['rps']:.0%} of POST /jobs throughput")
 
 
 if __name__ == "__main__":
