@@ -3,20 +3,21 @@
 # the repository root (the shared servicekit/ is there); <service>/Dockerfile.dockerignore
 # decides what of it the build sees.
 #
-#   scripts/docker-build.sh app_a|app_b [extra `docker build` arguments...]
+#   scripts/docker-build.sh app_a|app_b|edge [extra `docker build` arguments...]
 #
 # Environment:
 #   IMAGE       tag to give the image (default <service>:dev; Skaffold's custom builder sets it)
 #   BASE_IMAGE  passed as --build-arg BASE_IMAGE when set; unset: the Dockerfile's default, the
 #               official digest-pinned python image (needs a registry)
 #   OFFLINE_BASE_IMAGE=true  no registry reachable (this project's CI): build the Debian-only
-#               base image first (offline/base-image.sh, root) and use it as BASE_IMAGE
+#               base image first (offline/base-image.sh; for edge offline/nginx-base-image.sh;
+#               root) and use it as BASE_IMAGE
 #   BUILD_CA_BUNDLE  CA bundle handed to pip as the "ca" build secret (default: the host's bundle,
 #               /etc/ssl/certs/ca-certificates.crt, which includes a TLS-intercepting proxy's CA)
 #   DOCKER      client to use (default: Debian's /usr/bin/docker, BuildKit built in, when present)
 set -euo pipefail
 
-service=${1:?usage: $0 app_a|app_b [docker build args...]}
+service=${1:?usage: $0 app_a|app_b|edge [docker build args...]}
 shift
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
@@ -25,7 +26,11 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export DOCKER_BUILDKIT=1
 
 if [[ ${OFFLINE_BASE_IMAGE:-} == true && -z ${BASE_IMAGE:-} ]]; then
-  BASE_IMAGE=$("$repo/offline/base-image.sh")
+  if [[ $service == edge ]]; then
+    BASE_IMAGE=$("$repo/offline/nginx-base-image.sh")
+  else
+    BASE_IMAGE=$("$repo/offline/base-image.sh")
+  fi
 fi
 args=(--tag "${IMAGE:-$service:dev}" --file "$repo/$service/Dockerfile")
 [[ -n ${BASE_IMAGE:-} ]] && args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")

@@ -57,7 +57,7 @@ def settings(service, default_port, default_host="0.0.0.0", default_worker_class
 
     from prometheus_client import multiprocess
 
-    from .settings import ConfigError, choice, positive_number
+    from .settings import ConfigError, choice, gunicorn_threads, positive_number
 
     host = os.environ.get("HOST", default_host)
     port = os.environ.get("PORT", str(default_port))
@@ -65,7 +65,7 @@ def settings(service, default_port, default_host="0.0.0.0", default_worker_class
         config = importlib.import_module(f"{service}.config").load(os.environ)
         worker_class = choice(os.environ, "GUNICORN_WORKER_CLASS", default_worker_class, WORKER_CLASSES)
         workers = positive_number(os.environ, "GUNICORN_WORKERS", 2, int)
-        threads = positive_number(os.environ, "GUNICORN_THREADS", 4, int)
+        threads = gunicorn_threads(os.environ)
         graceful_timeout = positive_number(os.environ, "GUNICORN_GRACEFUL_TIMEOUT", 20, int)
         if str(config.metrics_port) == port:
             raise ConfigError(f"METRICS_PORT must differ from PORT ({port})")
@@ -77,7 +77,9 @@ def settings(service, default_port, default_host="0.0.0.0", default_worker_class
     bind = [f"{host}:{port}"]
     if config.metrics_enabled and config.metrics_port:
         # GET /metrics is answered only on this second port (see servicekit.metrics.scrape).
-        bind.append(f"{host}:{config.metrics_port}")
+        # METRICS_HOST: in the app-a pod the app listens on loopback (nginx in front), while
+        # Prometheus scrapes the pod's address.
+        bind.append(f"{os.environ.get('METRICS_HOST', host)}:{config.metrics_port}")
     reload = os.environ.get("GUNICORN_RELOAD", "").lower() == "true"
     # A log line carries none of the caller's file, line, thread or process: do not look them up
     # for every record (the logging HOWTO's "Optimization"; finding the caller walks the stack).

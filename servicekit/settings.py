@@ -27,6 +27,11 @@ def positive_number(environ, name, default, kind=float):
     return value
 
 
+def gunicorn_threads(environ):
+    """Threads per gunicorn worker (app_a sizes its bound on app_b calls from the same value)."""
+    return positive_number(environ, "GUNICORN_THREADS", 8, int)
+
+
 def boolean(environ, name, default):
     raw = str(environ.get(name, default)).lower()
     if raw not in ("true", "false"):

@@ -1,6 +1,6 @@
-"""The two images: built from a clean copy of the working tree with scripts/docker-build.sh (its
-base image as BASE_IMAGE / OFFLINE_BASE_IMAGE choose), run locked down, talking to each other
-over a Docker network.
+"""The images: both services and app_a's edge proxy, built from a clean copy of the working tree
+with scripts/docker-build.sh (its base image as BASE_IMAGE / OFFLINE_BASE_IMAGE choose), run
+locked down, talking to each other over a Docker network.
 
 Locked down = read-only root filesystem, tmpfs /tmp, no capabilities, no-new-privileges, uid
 10001; ports published on 127.0.0.1 only. Everything created here carries one per-session name
@@ -22,6 +22,7 @@ from harness.docker import PREFIX, docker_engine
 from harness.stack import JOBS_TEXT, REPO, clean_checkout, require_tool
 
 SERVICES = {"app_a": 5000, "app_b": 5001}
+BUILDS = (*SERVICES, "edge")
 SEED_USER = "image-test"
 
 
@@ -34,13 +35,13 @@ def engine():
 
 @pytest.fixture(scope="session")
 def images(engine, tmp_path_factory):
-    """Both images, built with the project's scripts; their tags are removed afterwards."""
+    """Every image, built with the project's scripts; their tags are removed afterwards."""
     source = REPO
     if shutil.which("git") and (REPO / ".git").exists():
         source = clean_checkout(tmp_path_factory.mktemp("checkout"))
     tags = {}
     try:
-        for service in SERVICES:
+        for service in BUILDS:
             tag = f"{PREFIX}-{service}:test"
             build = subprocess.run([str(source / "scripts" / "docker-build.sh"), service, "--quiet"],
                                    capture_output=True, text=True, timeout=900,
@@ -126,6 +127,34 @@ def test_sigterm_stops_the_container_quickly_and_cleanly(engine, images, token, 
     assert "Shutting down: Master" in logs and "Traceback" not in logs, logs
 
 
+@pytest.mark.docker
+@pytest.mark.slow
+def test_edge_fronts_app_a_on_the_pods_loopback_and_stops_gracefully(engine, images, token):
+    """As in the app-a pod: gunicorn on loopback only, nginx (edge/nginx.conf) on the public
+    port of the same network namespace; nginx's stop signal lets it finish and exit 0."""
+    network = engine.network()
+    engine.start(images["app_b"], 5001, "--network", network, "--network-alias", "app-b",
+                 "--volume", f"{engine.volume()}:/data",
+                 env={"SEED_USERNAME": SEED_USER, "SEED_TOKEN": token})
+    app_a = engine.start(images["app_a"], 5000, "--network", network, ready=False,
+                         env={"APP_B_URL": "http://app-b:5001", "HOST": "127.0.0.1", "PORT": "5080"})
+    edge = engine.join(app_a, images["edge"])
+    edge.wait_ready()  # /readyz through nginx: gunicorn answered behind it
+
+    jobs = requests.post(f"{edge.url}/jobs", headers={"Authorization": token}, timeout=10)
+    assert jobs.status_code == 200 and jobs.text == JOBS_TEXT and jobs.headers["Server"] == "nginx"
+    too_big = requests.post(f"{edge.url}/jobs", headers={"Authorization": token}, data=b"x" * 20000, timeout=10)
+    assert too_big.status_code == 413 and too_big.json() == {"error": "Request Entity Too Large"}
+
+    started = time.monotonic()
+    engine("stop", "--time", "10", edge.name, timeout=30)
+    state = edge.state()
+    assert time.monotonic() - started < 5 and state["ExitCode"] == 0, f"{state}\n{edge.logs()}"
+    assert "[emerg]" not in edge.logs() and "[alert]" not in edge.logs(), edge.logs()
+    privileged = run_once(engine, images["edge"], "find", "/", "-xdev", "-perm", "/6000", "-type", "f", user="0")
+    assert privileged == "", f"setuid/setgid files:\n{privileged}"
+
+
 def run_once(engine, image, *command, user=None):
     """Run a throwaway container of `image` (no network) and return its output."""
     user_flags = ["--user", user] if user else []
@@ -134,15 +163,16 @@ def run_once(engine, image, *command, user=None):
     return result.stdout.strip()
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", BUILDS)
 @pytest.mark.docker
 @pytest.mark.slow
 def test_runs_as_a_fixed_non_root_user_that_cannot_change_the_app(engine, images, service):
     image = images[service]
     assert run_once(engine, image, "id", "-u") == "10001"
     assert run_once(engine, image, "id", "-g") == "10001"
-    # Not even without --read-only: the app and its dependencies belong to root.
-    writable = run_once(engine, image, "find", "/app", "/opt/venv", "-writable")
+    # Not even without --read-only: the code, its dependencies and its config belong to root.
+    code = ("/etc/nginx", "/usr/sbin/nginx") if service == "edge" else ("/app", "/opt/venv")
+    writable = run_once(engine, image, "find", *code, "-writable")
     assert writable == "", f"writable by the app user:\n{writable}"
 
 
@@ -179,7 +209,7 @@ def layers_and_config(engine, image):
     return names, config
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", BUILDS)
 @pytest.mark.docker
 @pytest.mark.slow
 def test_no_seed_token_database_or_build_secret_in_any_layer(engine, images, service):
@@ -207,10 +237,10 @@ def test_make_scan_images_passes_and_says_what_it_skipped(images):
     """The seed's `scan-images` task end to end (on this session's images): hadolint, checkov on
     the Dockerfiles and every rendered overlay, an SBOM per image, and the honest skip line."""
     result = subprocess.run(["make", "--no-print-directory", "scan-images",
-                             f"IMAGES={images['app_a']} {images['app_b']}"],
+                             f"IMAGES={images['app_a']} {images['app_b']} {images['edge']}"],
                             cwd=REPO, capture_output=True, text=True, timeout=900)
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-4000:]
     assert "hadolint: no findings" in out and "Failed checks: 0" in out
-    assert out.count(".spdx.json") == 2
+    assert out.count(".spdx.json") == 3
     assert "vulnerability scan: SKIPPED" in out

@@ -111,22 +111,49 @@ def test_pods_are_restricted_and_bounded(objects):
         assert (name == "app-b") == ("/data" in mounts)
 
 
+def probe_target(probe):
+    """What a probe asks: ("/path", port) for httpGet, ("tcp", port), or ("exec", command)."""
+    if "httpGet" in probe:
+        return probe["httpGet"]["path"], probe["httpGet"]["port"]
+    if "tcpSocket" in probe:
+        return "tcp", probe["tcpSocket"]["port"]
+    return "exec", " ".join(probe["exec"]["command"])
+
+
 def test_probes_use_the_health_endpoints_on_a_declared_port(objects):
+    """The container behind the Service's port "http" is probed ready on /readyz there; every
+    container has a liveness probe with a timeout chosen on purpose (not the default 1 s)."""
     for name, template in pod_specs(objects).items():
-        container = template["spec"]["containers"][0]
-        ports = {port["name"] for port in container["ports"]}
-        paths = {probe: container[probe]["httpGet"]["path"]
-                 for probe in ("startupProbe", "readinessProbe", "livenessProbe")}
-        assert paths == {"startupProbe": "/healthz", "readinessProbe": "/readyz",
-                         "livenessProbe": "/healthz"}, name
-        assert all(container[p]["httpGet"]["port"] in ports for p in paths), name
+        public = [c for c in template["spec"]["containers"]
+                  if "http" in {port["name"] for port in c.get("ports", [])}]
+        assert len(public) == 1, name
+        assert probe_target(public[0]["readinessProbe"]) == ("/readyz", "http"), name
+        for container in template["spec"]["containers"]:
+            for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+                if kind in container:
+                    assert container[kind].get("timeoutSeconds", 1) >= 2, (name, container["name"], kind)
+            assert "livenessProbe" in container, (name, container["name"])
+
+
+def test_app_a_is_reached_only_through_its_edge_proxy(objects):
+    pod = pod_specs(objects)["app-a"]["spec"]
+    edge, app = (next(c for c in pod["containers"] if c["name"] == n) for n in ("edge", "app-a"))
+    assert [port["containerPort"] for port in edge["ports"]] == [5000]
+    env = {item["name"]: item["value"] for item in app["env"] if "value" in item}
+    assert env["HOST"] == "127.0.0.1" and env["PORT"] == "5080"  # loopback: only nginx reaches it
+    assert "http" not in {port["name"] for port in app["ports"]}
+    # gunicorn is probed from inside its container; liveness catches a stuck gunicorn.
+    for kind in ("startupProbe", "livenessProbe"):
+        assert probe_target(app[kind]) == ("exec", "python3 -m servicekit.healthcheck 5080"), kind
+    # nginx stops taking requests before gunicorn stops serving them.
+    assert edge["lifecycle"]["preStop"]["sleep"]["seconds"] < app["lifecycle"]["preStop"]["sleep"]["seconds"]
 
 
 def test_rollouts_keep_a_ready_pod_and_drain_first(objects):
     for name, deployment in of_kind(objects, "Deployment").items():
         assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
-        container = deployment["spec"]["template"]["spec"]["containers"][0]
-        assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0, name
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert container["lifecycle"]["preStop"]["sleep"]["seconds"] > 0, (name, container["name"])
     for name, pdb in of_kind(objects, "PodDisruptionBudget").items():
         assert pdb["spec"]["minAvailable"] == 1, name
 
@@ -204,7 +231,7 @@ def test_skaffold_diagnose_and_render_offline(profile, tmp_path):
 
 
 @pytest.mark.docker
-def test_skaffold_builds_and_unit_tests_both_images_for_ci(tmp_path):
+def test_skaffold_builds_every_image_and_unit_tests_for_ci(tmp_path):
     """`skaffold build -p ci` with the local engine (on the offline base image where CI sets
     OFFLINE_BASE_IMAGE), then `skaffold test`."""
     skaffold = require_tool("skaffold")
@@ -212,7 +239,7 @@ def test_skaffold_builds_and_unit_tests_both_images_for_ci(tmp_path):
     artifacts = tmp_path / "build.json"
     run(skaffold, "build", "-p", "ci", "--file-output", str(artifacts), env=SKAFFOLD_ENV)
     builds = json.loads(artifacts.read_text())["builds"]
-    assert sorted(b["imageName"] for b in builds) == list(APPS)
+    assert sorted(b["imageName"] for b in builds) == ["app-a", "app-a-edge", "app-b"]
     for build in builds:
         run("docker", "image", "inspect", build["tag"])
     run(skaffold, "diagnose", "-p", "ci", env=SKAFFOLD_ENV)

@@ -6,6 +6,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -242,3 +243,40 @@ def test_the_verify_smoke_check_passes_on_the_stack_and_fails_without_it(stack):
     failed = subprocess.run([*check, f"http://127.0.0.1:{free_port()}"], capture_output=True,
                             text=True, timeout=60)
     assert failed.returncode == 1 and "GET /hello: unreachable" in failed.stdout, failed.stdout
+
+
+def test_frozen_app_b_leaves_app_a_a_thread_for_its_probes(services):
+    """32 clients keep POST /jobs in flight against a frozen app_b: the calls over app_a's bound
+    are refused at once, so /healthz always finds a thread; app_b back, /jobs is 200 again.
+    The clients honour Retry-After, as the 503 asks (a client that does not is nginx's to limit)."""
+    app_b = services.app_b()
+    app_a = services.app_a(app_b.url)  # defaults: 2 workers x 8 threads, 6 calls to app_b each
+    app_b.signal(signal.SIGSTOP)
+    stop, answers = threading.Event(), []
+
+    def client():
+        while not stop.is_set():
+            started = time.monotonic()
+            response = post_jobs(app_a)
+            answers.append((response.status_code, time.monotonic() - started,
+                            response.headers.get("Retry-After")))
+            stop.wait(float(response.headers.get("Retry-After", 0)))
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        for _ in range(32):
+            pool.submit(client)
+        probes = []
+        for _ in range(40):
+            started = time.monotonic()
+            status = requests.get(f"{app_a.url}/healthz", timeout=5).status_code
+            probes.append((status, time.monotonic() - started))
+            time.sleep(0.05)  # probe pacing, not a wait for a server
+        stop.set()
+    app_b.signal(signal.SIGCONT)
+    slowest = max(seconds for _, seconds in probes)
+    assert {status for status, _ in probes} == {200} and slowest < 0.1, f"slowest /healthz {slowest:.3f} s"
+    assert {status for status, _, _ in answers} <= {503, 504}, answers
+    busy = [(seconds, retry) for status, seconds, retry in answers if status == 503]
+    assert busy and all(retry == "1" for _, retry in busy)
+    assert max(seconds for _, seconds, _ in answers) < 2.5  # APP_B_TIMEOUT 2 s, and no queue
+    assert poll(lambda: post_jobs(app_a).status_code == 200, 10)

@@ -20,7 +20,7 @@ def create_app(test_config=None):
     app = create_service(__name__, settings, Path(__file__).with_name("openapi.yaml"), _log_fields)
     app.extensions["auth_client"] = AuthClient(
         settings.app_b_url, settings.app_b_connect_timeout, settings.app_b_timeout,
-        settings.app_b_pool_size)
+        settings.app_b_max_calls)
     if settings.metrics_enabled:
         metrics.install(app)
     app.register_blueprint(views.bp)

@@ -7,6 +7,7 @@ nothing here (no cookies, redirects, proxies or auth). Pools ignore HTTP(S)_PROX
 in-cluster peer.
 """
 import enum
+import threading
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ class Outcome(enum.Enum):
     TIMEOUT = "timeout"
     UNAVAILABLE = "unavailable"
     BAD_GATEWAY = "bad_gateway"
+    BUSY = "busy"
 
 
 @dataclass(frozen=True)
@@ -30,11 +32,15 @@ class AuthResult:
 
 
 class AuthClient:
-    def __init__(self, base_url, connect_timeout, read_timeout, pool_size):
+    """At most `max_calls` calls at once per worker: the worker's other threads stay free for
+    the probes and /hello however slow app_b is; a call over the bound is refused at once."""
+
+    def __init__(self, base_url, connect_timeout, read_timeout, max_calls):
         self.path = urlsplit(base_url).path.rstrip("/") + "/auth"
         self.read_timeout = read_timeout
+        self._slots = threading.BoundedSemaphore(max_calls)
         self.pool = urllib3.connection_from_url(
-            base_url, maxsize=pool_size, retries=False,
+            base_url, maxsize=max_calls, retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout))
 
     def _post(self, token, request_id):
@@ -55,6 +61,14 @@ class AuthClient:
 
     def check(self, token, request_id):
         """Ask app_b whether `token` is valid; never raises for upstream failures."""
+        if not self._slots.acquire(blocking=False):
+            return AuthResult(Outcome.BUSY, detail="every auth call slot in use")
+        try:
+            return self._check(token, request_id)
+        finally:
+            self._slots.release()
+
+    def _check(self, token, request_id):
         try:
             response = self._post(token, request_id)
         except NewConnectionError as exc:  # refused, no such host: nobody listening

@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from servicekit.settings import CommonSettings, ConfigError, common, positive_number
+from servicekit.settings import CommonSettings, ConfigError, common, gunicorn_threads, positive_number
 
 
 @dataclass(frozen=True)
@@ -10,7 +10,7 @@ class Settings(CommonSettings):
     app_b_url: str
     app_b_timeout: float
     app_b_connect_timeout: float
-    app_b_pool_size: int
+    app_b_max_calls: int
 
 
 def _app_b_url(environ):
@@ -21,6 +21,18 @@ def _app_b_url(environ):
     return url.rstrip("/")
 
 
+def _app_b_max_calls(environ):
+    """Calls to app_b a worker makes at once: fewer than its threads, so that however slow app_b
+    is, a thread is left for the probes (default: all threads but two)."""
+    threads = gunicorn_threads(environ)
+    if threads < 2:
+        raise ConfigError(f"GUNICORN_THREADS must be at least 2 (one is kept for the probes), got {threads}")
+    max_calls = positive_number(environ, "APP_B_MAX_CALLS", max(1, threads - 2), int)
+    if max_calls >= threads:
+        raise ConfigError(f"APP_B_MAX_CALLS must be below GUNICORN_THREADS ({threads}), got {max_calls}")
+    return max_calls
+
+
 def load(environ):
     """Build Settings from a mapping shaped like os.environ; raise ConfigError if invalid."""
     return Settings(
@@ -28,6 +40,5 @@ def load(environ):
         app_b_url=_app_b_url(environ),
         app_b_timeout=positive_number(environ, "APP_B_TIMEOUT", 2.0),
         app_b_connect_timeout=positive_number(environ, "APP_B_CONNECT_TIMEOUT", 0.5),
-        # One pooled connection per gunicorn thread is enough: a thread makes one call at a time.
-        app_b_pool_size=positive_number(environ, "GUNICORN_THREADS", 4, int),
+        app_b_max_calls=_app_b_max_calls(environ),
     )

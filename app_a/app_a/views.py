@@ -24,7 +24,10 @@ UPSTREAM_ERRORS = {
     Outcome.UNAVAILABLE: (503, "auth service unavailable"),
     Outcome.TIMEOUT: (504, "auth service timed out"),
     Outcome.BAD_GATEWAY: (502, "auth service sent an invalid answer"),
+    Outcome.BUSY: (503, "too many requests waiting on the auth service"),
 }
+# What a 503 tells a client: app_b is down or every auth slot is busy; both pass in seconds.
+RETRY_AFTER = {"Retry-After": "1"}
 
 
 def _token():
@@ -84,7 +87,7 @@ def _jobs():
             log.warning("auth service call failed", extra={
                 "request_id": g.request_id, "outcome": result.outcome.value, "detail": result.detail})
         status, reason = UPSTREAM_ERRORS[result.outcome]
-        return error(status, reason, **(CHALLENGE if status == 401 else {}))
+        return error(status, reason, **{401: CHALLENGE, 503: RETRY_AFTER}.get(status, {}))
     if wanted == "application/json":
         return jsonify(jobs=list(JOBS))
     return Response(JOBS_TEXT, mimetype="text/plain")

@@ -1,12 +1,14 @@
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from app_a.auth_client import AuthClient, Outcome
+from harness.stack import poll
 
 
 def client_for(url, read_timeout=2.0):
-    return AuthClient(url, connect_timeout=0.5, read_timeout=read_timeout, pool_size=2)
+    return AuthClient(url, connect_timeout=0.5, read_timeout=read_timeout, max_calls=2)
 
 
 def test_valid_token_returns_the_username_and_sends_the_request_id(app_b_stub):
@@ -44,6 +46,21 @@ def test_a_slow_app_b_is_a_timeout_within_the_bound(app_b_stub):
     elapsed = time.monotonic() - started
     assert result.outcome is Outcome.TIMEOUT
     assert elapsed < 1.5  # one read timeout, never retried into two
+
+
+def test_calls_over_the_bound_are_refused_at_once_and_slots_come_back(app_b_stub):
+    healthy = app_b_stub.handler.answer
+    app_b_stub.handler.answer = (None, b"")  # app_b hangs: both slots stay taken
+    client = client_for(app_b_stub.url, read_timeout=1.0)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        hanging = [pool.submit(client.check, "mytoken", "rid") for _ in range(2)]
+        assert poll(lambda: len(app_b_stub.handler.seen) == 2, 5)
+        started = time.monotonic()
+        refused = client.check("mytoken", "rid")
+        assert refused.outcome is Outcome.BUSY and time.monotonic() - started < 0.1
+        assert [call.result().outcome for call in hanging] == [Outcome.TIMEOUT] * 2
+    app_b_stub.handler.answer = healthy
+    assert client.check("mytoken", "rid").outcome is Outcome.OK  # the slots were released
 
 
 def test_connections_are_reused(app_b_stub):

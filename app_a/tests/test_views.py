@@ -52,12 +52,14 @@ def test_bad_authorization_never_reaches_app_b(client, fake_auth, headers, statu
     (Outcome.UNAVAILABLE, 503, "auth service unavailable"),
     (Outcome.TIMEOUT, 504, "auth service timed out"),
     (Outcome.BAD_GATEWAY, 502, "auth service sent an invalid answer"),
+    (Outcome.BUSY, 503, "too many requests waiting on the auth service"),
 ])
 def test_app_b_outcomes_map_to_statuses(client, fake_auth, caplog, outcome, status, reason):
     fake_auth.result = AuthResult(outcome, detail="why")
     response = client.post("/jobs", headers={"Authorization": "mytoken"})
     assert response.status_code == status
     assert response.get_json() == {"error": reason}
+    assert response.headers.get("Retry-After") == ("1" if status == 503 else None)
     failures = [r for r in caplog.records if r.getMessage() == "auth service call failed"]
     assert len(failures) == (0 if outcome is Outcome.UNKNOWN_TOKEN else 1)
 

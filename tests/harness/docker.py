@@ -54,9 +54,10 @@ class Docker:
         self.created.append(("volume", name))
         return name
 
-    def start(self, image, port, *options, env=None):
+    def start(self, image, port, *options, env=None, ready=True):
         """Run `image` locked down with `port` published on a random 127.0.0.1 port, wait for
-        /readyz; env values travel through this process's environment, not the command line."""
+        /readyz (unless not `ready`: something else will serve that port); env values travel
+        through this process's environment, not the command line."""
         name = f"{PREFIX}-{uuid.uuid4().hex[:6]}"
         env = env or {}
         env_flags = [flag for key in env for flag in ("--env", key)]
@@ -65,8 +66,17 @@ class Docker:
         self.created.append(("container", name))
         host_port = self("port", name, f"{port}/tcp").stdout.split()[0]
         container = Container(self, name, f"http://{host_port}")
-        container.wait_ready()
+        if ready:
+            container.wait_ready()
         return container
+
+    def join(self, container, image):
+        """Run `image` locked down in `container`'s network namespace, as a second container
+        of one pod: both share loopback and the published ports."""
+        name = f"{PREFIX}-{uuid.uuid4().hex[:6]}"
+        self("run", "--detach", "--name", name, *LOCKED_DOWN, "--network", f"container:{container.name}", image)
+        self.created.append(("container", name))
+        return Container(self, name, container.url)
 
     def remove(self, kind, name):
         flags = {"container": ["rm", "--force", "--volumes"], "network": ["network", "rm"],

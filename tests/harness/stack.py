@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from localstack import DEV_SEED, Service, free_port, poll  # noqa: F401 (re-exported)
+from localstack import DEV_SEED, Edge, Service, free_port, nginx_binary, poll  # noqa: F401 (re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -28,6 +28,16 @@ def require_tool(name):
     if path:
         return path
     reason = f"{name} not found (run: make tools / make docker)"
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_nginx():
+    """nginx (Debian's nginx-light; in /usr/sbin): skip on a laptop without it, fail in CI."""
+    if nginx_binary():
+        return
+    reason = "nginx not found (sudo apt-get install nginx-light)"
     if IN_CI:
         pytest.fail(f"CI=true but {reason}", pytrace=False)
     pytest.skip(reason)
@@ -65,6 +75,13 @@ class Services:
 
     def app_a(self, app_b_url, **env):
         return self._start("app_a", free_port(), {"APP_B_URL": app_b_url, **env})
+
+    def edge(self, app_a_url):
+        """nginx with edge/nginx.conf in front of app_a's gunicorn at `app_a_url`."""
+        require_nginx()
+        service = Edge(free_port(), app_a_url, log_path=str(self.tmp_path / "edge.log"))
+        self.started.append(service)
+        return service.start()
 
     def logs(self, name):
         path = self.tmp_path / f"{name}.log"
