@@ -1,12 +1,15 @@
-"""Benchmark: this design against a naive re-implementation of the original one, same run.
+"""Benchmark: this design against its limit and its origin, in the same run.
 
     make bench      (= PYTHONPATH=scripts .venv/bin/python bench/run.py [--requests 5000])
+    make bench ARGS=--worker-models     gunicorn worker models per service, with and without nginx
 
-Starts the stacks on loopback, drives them with ab (-c 4, as the acceptance run) in interleaved
-rounds, once with the Locust load test and once with a single client, and prints requests/s, p50,
-p99 and failures per row (the median round), then the ratios.
-Environment variables (GUNICORN_WORKERS, ...) pass through to this design. Not a test: numbers,
-no verdict.
+The limit is a bare Flask pair doing only the job (bench/bare/: no logs, metrics or request ids);
+the origin a naive re-implementation of the original design (bench/naive/). Starts every stack
+on loopback at once, drives them with ab (-c 4, as the acceptance run) in interleaved rounds, then
+this design once with the Locust load test and once with a single client, and prints requests/s,
+p50, p99 and failures per row (the median round), then this design's ratio to the limit (the
+target is 0.9) and to the origin. Environment variables (GUNICORN_WORKERS, ...) pass through to
+this design. Not a test: numbers, no verdict.
 """
 import argparse
 import contextlib
@@ -21,7 +24,7 @@ import tempfile
 import urllib.error
 import urllib.request
 
-from localstack import REPO, Service, free_port
+from localstack import REPO, Edge, Service, free_port
 
 NAIVE = os.path.join(REPO, "bench", "naive")
 BARE = os.path.join(REPO, "bench", "bare")
@@ -77,16 +80,26 @@ def pair(app_b, make_app_a):
         app_b.stop()
 
 
-def this_design(work, name, env=(), env_a=(), env_b=()):
+@contextlib.contextmanager
+def this_design(work, name, env=(), env_a=(), env_b=(), edge=False):
     """app_b + app_a as `make run` starts them (request log, metrics and request ids on), plus
-    `env` for both and `env_a`/`env_b` for one."""
+    `env` for both and `env_a`/`env_b` for one; with `edge`, as `make run-edge` (nginx in front
+    of app_a, as in the pod). Yields what clients talk to."""
     def log(app):
         return os.path.join(work, f"{app}-{name}.log")  # the request log lines land here
     app_b = Service("app_b", free_port(), {"APP_B_DB_PATH": os.path.join(work, f"{name}.sqlite3"),
                                            "SEED_USERNAME": "admin", "SEED_TOKEN": "mytoken",
                                            **dict(env), **dict(env_b)}, log("app_b"))
-    return pair(app_b, lambda url: Service("app_a", free_port(), {"APP_B_URL": url, **dict(env),
-                                                                  **dict(env_a)}, log("app_a")))
+    with pair(app_b, lambda url: Service("app_a", free_port(), {"APP_B_URL": url, **dict(env),
+                                                                **dict(env_a)}, log("app_a"))) as app_a:
+        if not edge:
+            yield app_a
+            return
+        nginx = Edge(free_port(), app_a.url, log("edge")).start()
+        try:
+            yield nginx
+        finally:
+            nginx.stop()
 
 
 def naive(work):
@@ -144,53 +157,58 @@ def measure(plan, rounds):
 
 
 def print_rows(rows):
-    print(f"{'row':44} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'failed':>7}")
+    width = max(map(len, rows))
+    print(f"{'row':{width}} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'failed':>7}")
     for name, row in rows.items():
-        print(f"{name:44} {row['rps']:8.0f} {row['p50']:7.0f} {row['p99']:7.0f} {row['failed']:7d}")
+        print(f"{name:{width}} {row['rps']:8.0f} {row['p50']:7.0f} {row['p99']:7.0f} {row['failed']:7d}")
 
 
 def default_rows(stacks, work, n, rounds):
     ours = stacks.enter_context(this_design(work, "defaults"))
+    behind_nginx = stacks.enter_context(this_design(work, "edge", edge=True))
     no_metrics = stacks.enter_context(this_design(work, "metrics-off", {"METRICS_ENABLED": "false"}))
     limit = stacks.enter_context(bare(work))
     old = stacks.enter_context(naive(work))
     rows = measure({
         OURS: lambda: ab(f"{ours.url}/jobs", n, post=True),
         METRICS_OFF: lambda: ab(f"{no_metrics.url}/jobs", n, post=True),
+        "this design behind nginx: POST /jobs": lambda: ab(f"{behind_nginx.url}/jobs", n, post=True),
         BARE_ROW: lambda: ab(f"{limit.url}/jobs", n, post=True),
         NAIVE_ROW: lambda: ab(f"{old.url}/jobs", n, post=True),
-        "this design                GET /hello": lambda: ab(f"{ours.url}/hello", n),
-        "naive                      GET /hello": lambda: ab(f"{old.url}/hello", n),
+        "this design: GET /hello": lambda: ab(f"{ours.url}/hello", n),
+        "naive: GET /hello": lambda: ab(f"{old.url}/hello", n),
     }, rounds)
-    rows["this design, Locust        POST /jobs"] = locust(ours.url, n, work)
+    rows["this design, Locust: POST /jobs"] = locust(ours.url, n, work)
     # One client: the latency of a request that never waits for the CPU behind another.
-    rows["this design, ab -c 1       POST /jobs"] = ab(f"{ours.url}/jobs", n, post=True, concurrency=1)
+    rows["this design, ab -c 1: POST /jobs"] = ab(f"{ours.url}/jobs", n, post=True, concurrency=1)
     return rows
 
 
 # GUNICORN_WORKER_CLASS/_WORKERS/_THREADS per service: what --worker-models compares.
-WORKER_MODELS = {"gthread 2x4": {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_WORKERS": "2",
-                                 "GUNICORN_THREADS": "4"},
+WORKER_MODELS = {"gthread 2x8": {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_WORKERS": "2",
+                                 "GUNICORN_THREADS": "8"},
                  "sync 4": {"GUNICORN_WORKER_CLASS": "sync", "GUNICORN_WORKERS": "4"}}
 
 
 def worker_model_rows(stacks, work, n, rounds):
+    """Each worker model for app_a and app_b separately, and app_a's behind nginx."""
     plan = {}
-    for model_a, env_a in WORKER_MODELS.items():
-        for model_b, env_b in WORKER_MODELS.items():
-            name = f"app_a {model_a}, app_b {model_b}"
-            stack = stacks.enter_context(this_design(work, name.replace(" ", "_").replace(",", ""),
-                                                     env_a=env_a, env_b=env_b))
-            plan[f"{name:37}POST /jobs"] = lambda url=stack.url: ab(f"{url}/jobs", n, post=True)
+    combinations = [(a, b, False) for a in WORKER_MODELS for b in WORKER_MODELS]
+    combinations += [(a, "gthread 2x8", True) for a in WORKER_MODELS]
+    for model_a, model_b, edge in combinations:
+        name = f"{'nginx, ' if edge else ''}app_a {model_a}, app_b {model_b}"
+        stack = stacks.enter_context(this_design(work, re.sub(r"\W+", "-", name), edge=edge,
+                                                 env_a=WORKER_MODELS[model_a], env_b=WORKER_MODELS[model_b]))
+        plan[f"{name}: POST /jobs"] = lambda url=stack.url: ab(f"{url}/jobs", n, post=True)
     limit = stacks.enter_context(bare(work))
     plan[BARE_ROW] = lambda: ab(f"{limit.url}/jobs", n, post=True)
     return measure(plan, rounds)
 
 
-OURS = "this design (defaults)     POST /jobs"
-BARE_ROW = "bare Flask pair            POST /jobs"
-NAIVE_ROW = "naive (original design)    POST /jobs"
-METRICS_OFF = "this design, metrics off   POST /jobs"
+OURS = "this design (defaults): POST /jobs"
+BARE_ROW = "bare Flask pair: POST /jobs"
+NAIVE_ROW = "naive (original design): POST /jobs"
+METRICS_OFF = "this design, metrics off: POST /jobs"
 
 
 def main():
@@ -209,10 +227,10 @@ def main():
           f"4 users, once); {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
     print_rows(rows)
     limit = rows[BARE_ROW]["rps"]
-    print()
+    print("\nPOST /jobs throughput")
     for name, row in rows.items():
         if "POST /jobs" in name and name != BARE_ROW and "Locust" not in name and "-c 1" not in name:
-            print(f"{name.removesuffix('POST /jobs').strip():40} {row['rps'] / limit:.2f} of the bare pair")
+            print(f"{name.removesuffix(': POST /jobs')}: {row['rps'] / limit:.2f} of the bare pair")
     if NAIVE_ROW in rows:
         ours = rows[OURS]["rps"]
         print(f"\nthis design vs the original design (naive): {ours / rows[NAIVE_ROW]['rps']:.2f}x; "
