@@ -24,6 +24,8 @@ import tempfile
 import urllib.error
 import urllib.request
 
+import psutil
+
 from localstack import REPO, Edge, Service, free_port
 
 NAIVE = os.path.join(REPO, "bench", "naive")
@@ -43,6 +45,26 @@ def ab(url, requests, post=False, concurrency=4):
     return {"rps": number(r"^Requests per second:\s+([\d.]+)"),
             "p50": number(r"^\s+50%\s+(\d+)"), "p99": number(r"^\s+99%\s+(\d+)"),
             "failed": int(number(r"^Failed requests:\s+(\d+)") + number(r"^Non-2xx responses:\s+(\d+)", 0))}
+
+
+def server_cpu_seconds(servers):
+    """User + system CPU time so far of every process of `servers` (masters, workers, nginx)."""
+    total = 0.0
+    for server in servers:
+        master = psutil.Process(server.proc.pid)
+        for process in (master, *master.children(recursive=True)):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def hit(front, path, requests, post=False, concurrency=4):
+    """ab against `front` (a stack's entry: its .servers are all its processes), plus the servers'
+    CPU time per request: unlike throughput, that hardly depends on what else this machine runs."""
+    before = server_cpu_seconds(front.servers)
+    row = ab(front.url + path, requests, post, concurrency)
+    row["cpu_us"] = (server_cpu_seconds(front.servers) - before) / requests * 1e6
+    return row
 
 
 class Reference(Service):
@@ -72,6 +94,7 @@ def pair(app_b, make_app_a):
     app_b.start()
     try:
         app_a = make_app_a(app_b.url).start()
+        app_a.servers = (app_b, app_a)
         try:
             yield app_a
         finally:
@@ -96,6 +119,7 @@ def this_design(work, name, env=(), env_a=(), env_b=(), edge=False):
             yield app_a
             return
         nginx = Edge(free_port(), app_a.url, log("edge")).start()
+        nginx.servers = (*app_a.servers, nginx)
         try:
             yield nginx
         finally:
@@ -158,9 +182,11 @@ def measure(plan, rounds):
 
 def print_rows(rows):
     width = max(map(len, rows))
-    print(f"{'row':{width}} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'failed':>7}")
+    print(f"{'row':{width}} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'failed':>7} {'server CPU us/req':>18}")
     for name, row in rows.items():
-        print(f"{name:{width}} {row['rps']:8.0f} {row['p50']:7.0f} {row['p99']:7.0f} {row['failed']:7d}")
+        cpu = f"{row['cpu_us']:.0f}" if "cpu_us" in row else "-"
+        print(f"{name:{width}} {row['rps']:8.0f} {row['p50']:7.0f} {row['p99']:7.0f} {row['failed']:7d}",
+              f"{cpu:>18}")
 
 
 def default_rows(stacks, work, n, rounds):
@@ -170,17 +196,17 @@ def default_rows(stacks, work, n, rounds):
     limit = stacks.enter_context(bare(work))
     old = stacks.enter_context(naive(work))
     rows = measure({
-        OURS: lambda: ab(f"{ours.url}/jobs", n, post=True),
-        METRICS_OFF: lambda: ab(f"{no_metrics.url}/jobs", n, post=True),
-        "this design behind nginx: POST /jobs": lambda: ab(f"{behind_nginx.url}/jobs", n, post=True),
-        BARE_ROW: lambda: ab(f"{limit.url}/jobs", n, post=True),
-        NAIVE_ROW: lambda: ab(f"{old.url}/jobs", n, post=True),
-        "this design: GET /hello": lambda: ab(f"{ours.url}/hello", n),
-        "naive: GET /hello": lambda: ab(f"{old.url}/hello", n),
+        OURS: lambda: hit(ours, "/jobs", n, post=True),
+        METRICS_OFF: lambda: hit(no_metrics, "/jobs", n, post=True),
+        "this design behind nginx: POST /jobs": lambda: hit(behind_nginx, "/jobs", n, post=True),
+        BARE_ROW: lambda: hit(limit, "/jobs", n, post=True),
+        NAIVE_ROW: lambda: hit(old, "/jobs", n, post=True),
+        "this design: GET /hello": lambda: hit(ours, "/hello", n),
+        "naive: GET /hello": lambda: hit(old, "/hello", n),
     }, rounds)
     rows["this design, Locust: POST /jobs"] = locust(ours.url, n, work)
     # One client: the latency of a request that never waits for the CPU behind another.
-    rows["this design, ab -c 1: POST /jobs"] = ab(f"{ours.url}/jobs", n, post=True, concurrency=1)
+    rows["this design, ab -c 1: POST /jobs"] = hit(ours, "/jobs", n, post=True, concurrency=1)
     return rows
 
 
@@ -199,9 +225,9 @@ def worker_model_rows(stacks, work, n, rounds):
         name = f"{'nginx, ' if edge else ''}app_a {model_a}, app_b {model_b}"
         stack = stacks.enter_context(this_design(work, re.sub(r"\W+", "-", name), edge=edge,
                                                  env_a=WORKER_MODELS[model_a], env_b=WORKER_MODELS[model_b]))
-        plan[f"{name}: POST /jobs"] = lambda url=stack.url: ab(f"{url}/jobs", n, post=True)
+        plan[f"{name}: POST /jobs"] = lambda stack=stack: hit(stack, "/jobs", n, post=True)
     limit = stacks.enter_context(bare(work))
-    plan[BARE_ROW] = lambda: ab(f"{limit.url}/jobs", n, post=True)
+    plan[BARE_ROW] = lambda: hit(limit, "/jobs", n, post=True)
     return measure(plan, rounds)
 
 
@@ -219,12 +245,13 @@ def main():
     parser.add_argument("--worker-models", action="store_true",
                         help="instead: this design under each gunicorn worker model per service")
     args = parser.parse_args()
-    n, work = args.requests, tempfile.mkdtemp(prefix="bench-")
-    with contextlib.ExitStack() as stacks:  # all stacks up at once, rows interleaved
+    n, load_before = args.requests, os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="bench-") as work, contextlib.ExitStack() as stacks:
+        # all stacks up at once, rows interleaved
         rows = (worker_model_rows if args.worker_models else default_rows)(stacks, work, n, args.rounds)
-    load = os.getloadavg()
     print(f"ab -n {n} -c 4, median of {args.rounds} interleaved rounds (Locust: {n} requests, "
-          f"4 users, once); {os.cpu_count()} cores, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
+          f"4 users, once); {os.cpu_count()} cores; 1-minute load average {load_before:.1f} at the "
+          f"start, {os.getloadavg()[0]:.1f} at the end\n")
     print_rows(rows)
     limit = rows[BARE_ROW]["rps"]
     print("\nPOST /jobs throughput")
@@ -232,9 +259,10 @@ def main():
         if "POST /jobs" in name and name != BARE_ROW and "Locust" not in name and "-c 1" not in name:
             print(f"{name.removesuffix(': POST /jobs')}: {row['rps'] / limit:.2f} of the bare pair")
     if NAIVE_ROW in rows:
-        ours = rows[OURS]["rps"]
-        print(f"\nthis design vs the original design (naive): {ours / rows[NAIVE_ROW]['rps']:.2f}x; "
-              f"metrics cost {1 - ours / rows[METRICS_OFF]['rps']:.0%} of POST /jobs throughput")
+        ours, off = rows[OURS], rows[METRICS_OFF]
+        print(f"\nthis design vs the original design (naive): {ours['rps'] / rows[NAIVE_ROW]['rps']:.2f}x")
+        print(f"metrics cost {ours['cpu_us'] - off['cpu_us']:.0f} us of server CPU per POST /jobs "
+              f"({1 - off['cpu_us'] / ours['cpu_us']:.0%} of its {ours['cpu_us']:.0f} us)")
 
 
 if __name__ == "__main__":
