@@ -10,7 +10,7 @@ BIN := $(CURDIR)/.bin
 # Project-built Go tools (skaffold, kind, kustomize) come first.
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help run test lint tools docker base-image lock upgrade loadtest bench \
+.PHONY: help run run-edge test lint tools docker base-image lock upgrade loadtest bench \
         node-image cluster cluster-delete e2e run-app build-task scan-images deploy-task dev
 
 help: ## list the targets
@@ -27,6 +27,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 run: $(VENV)/.runtime ## run app_b and app_a locally on 127.0.0.1:5001/5000 (no cluster needed)
 	$(VENV)/bin/python scripts/localstack.py
+
+run-edge: $(VENV)/.runtime ## as run, with nginx (edge/nginx.conf) in front of app_a as in the pod
+	$(VENV)/bin/python scripts/localstack.py --edge
 
 test: lint ## lint, then the whole test suite (builds the Go tools first where Go is installed)
 	@if command -v go >/dev/null; then offline/go-tools.sh; \

@@ -266,4 +266,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except FileNotFoundError as exc:  # nginx missing: say how to get it, no traceback
+        sys.exit(f"bench: {exc}")

@@ -108,8 +108,10 @@ class Service:
 
 
 def nginx_binary():
-    """nginx's path (Debian puts it in /usr/sbin, which a user's PATH may lack), or None."""
-    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    """nginx's path, or None: $NGINX if set, else nginx on PATH or in /usr/sbin (Debian's place,
+    which a user's PATH may lack)."""
+    name = os.environ.get("NGINX", "nginx")
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
 
 
 def edge_config(listen, upstream):

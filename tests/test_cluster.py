@@ -25,15 +25,18 @@ from harness.cluster import (
     NODE_PORT,
     Cluster,
     get,
+    image_of,
     jobs_body,
     kind_config,
     locust,
     locust_verdict,
     port_forward,
+    restarts,
     say,
     step,
     summary,
 )
+from harness.hostile import KINDS, Hostile, normal_client, p99
 from harness.stack import IN_CI, JOBS_TEXT, REPO, TOKEN, clean_checkout, free_port, poll, require_tool
 
 EDITS = 10  # the dev loop is measured over this many edits in one `skaffold dev`
@@ -92,7 +95,7 @@ def test_make_run_app_scans_then_deploys_the_ci_overlay(cluster):
 
 def test_skaffold_verify_and_outside_traffic(cluster):
     with step(cluster, "skaffold verify -p ci passes (in-cluster smoke Job)"):
-        images = {app: cluster.pods(app)[0]["spec"]["containers"][0]["image"] for app in ("app-a", "app-b")}
+        images = {app: image_of(cluster.pods(app)[0], app) for app in ("app-a", "app-b")}
         artifacts = cluster.tmp / "build.json"
         artifacts.write_text(json.dumps({"builds": [{"imageName": app, "tag": tag}
                                                     for app, tag in images.items()]}))
@@ -118,10 +121,27 @@ def test_locust_acceptance_load(cluster):
         assert result["requests"] == 500 and result["failures"] == 0
 
 
+def test_slow_clients_through_the_nodeport_do_not_starve_others(cluster):
+    """tests/test_edge.py's probe on the real path: kind's port mapping, the NodePort, nginx in
+    the app-a pod. In-cluster every client reaches nginx from the node's address, so the 64
+    hostile sockets and the normal client share one per-client allowance, as they would behind
+    a NAT."""
+    for kind in KINDS:
+        with step(cluster, f"64 {kind} sockets through the NodePort: a normal client gets only 200s, "
+                           "nginx closes them all"):
+            with Hostile(cluster.url, kind) as hostile:
+                answers = normal_client(cluster.url, 4)
+                hostile.stop_trickling()
+                say(f"  {kind}: {len(answers)} sequential POST /jobs, p99 {p99(answers) * 1000:.0f} ms")
+                assert {status for status, _ in answers} == {200}, answers
+                assert poll(lambda hostile=hostile: hostile.closed() == hostile.count, 15, interval=0.5), \
+                    f"{hostile.closed()} of {hostile.count} closed"
+
+
 def test_network_policy_is_enforced(cluster):
     """A pod outside app-ab (no policy limits its egress) reaches app-a's port but not app-b's."""
     probe_ns = "netpol-probe"
-    image = cluster.pods("app-a")[0]["spec"]["containers"][0]["image"]
+    image = image_of(cluster.pods("app-a")[0], "app-a")  # one with python3
     # A few tries: a new pod's NetworkPolicy rules are programmed moments after it starts.
     script = ("import sys, time, urllib.request\n"
               "for attempt in range(5):\n"
@@ -173,7 +193,7 @@ def test_rollout_restarts_under_load_drop_nothing(cluster):
 
 def test_app_b_pod_deleted_then_gone_then_back(cluster):
     app_a = cluster.pods("app-a")[0]
-    restarts = app_a["status"]["containerStatuses"][0]["restartCount"]
+    restarted = restarts(app_a)
     with step(cluster, "app-b pod deleted: its replacement takes over, POST /jobs keeps answering 200"):
         old = cluster.pods("app-b")[0]["metadata"]["name"]
         cluster.kubectl("-n", NAMESPACE, "delete", "pod", old, "--wait=false")
@@ -198,7 +218,7 @@ def test_app_b_pod_deleted_then_gone_then_back(cluster):
         assert poll(lambda: jobs_body(cluster, 200), 120) == JOBS_TEXT, "app-a did not recover"
         now = cluster.pods("app-a")[0]
         assert now["metadata"]["name"] == app_a["metadata"]["name"]
-        assert now["status"]["containerStatuses"][0]["restartCount"] == restarts, "app-a restarted"
+        assert restarts(now) == restarted, "app-a restarted"
 
 
 def test_skaffold_dev_serves_an_edited_file_in_seconds(cluster, tmp_path):

@@ -1,14 +1,17 @@
 """The public edge: nginx (edge/nginx.conf, as in the app-a pod) in front of app_a's gunicorn,
 against slow and hostile clients on loopback. Each probe also runs against gunicorn alone, so
 the tests show that the proxy is what makes the difference."""
+import os
+import signal
 import socket
-import time
+import subprocess
+import sys
 
 import pytest
 import requests
 
 from harness.hostile import KINDS, Hostile, normal_client, p99
-from harness.stack import JOBS_TEXT, poll
+from harness.stack import JOBS_TEXT, REPO, free_port, poll, require_nginx
 
 # client_header_timeout / client_body_timeout in edge/nginx.conf, plus room for a busy machine.
 EDGE_TIMEOUT = 5
@@ -35,7 +38,8 @@ def test_hostile_sockets_wait_on_nginx_and_are_closed_by_its_timeouts(edge, kind
         assert p99(answers) < 0.1, f"{kind}: p99 {p99(answers) * 1000:.0f} ms over {len(answers)} requests"
         closed = poll(lambda: hostile.closed() == hostile.count, EDGE_TIMEOUT + 5, interval=0.5)
         assert closed, f"{kind}: {hostile.closed()} of {hostile.count} hostile sockets closed"
-    assert requests.post(f"{edge.url}/jobs", headers={"Authorization": "mytoken"}, timeout=5).text == JOBS_TEXT
+    after = requests.post(f"{edge.url}/jobs", headers={"Authorization": "mytoken"}, timeout=5)
+    assert after.text == JOBS_TEXT
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -96,3 +100,60 @@ def test_gunicorn_gone_is_a_json_502(services, app_a, edge):
     app_a.stop()
     response = requests.get(f"{edge.url}/hello", timeout=5)
     assert response.status_code == 502 and response.json() == {"error": "app_a unavailable"}
+
+
+def start_run_edge(tmp_path, env=None):
+    """`make run-edge` (scripts/localstack.py --edge) on free ports, in its own process group."""
+    ports = {"--port-a": free_port(), "--port-b": free_port(), "--port-gunicorn": free_port()}
+    command = [sys.executable, "scripts/localstack.py", "--edge", "--db", str(tmp_path / "app_b.sqlite3")]
+    return subprocess.Popen(command + [str(x) for pair in ports.items() for x in pair], cwd=REPO,
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True), ports
+
+
+def test_run_edge_serves_through_nginx_and_ctrl_c_stops_all(tmp_path):
+    require_nginx()
+    proc, ports = start_run_edge(tmp_path)
+    public = f"http://127.0.0.1:{ports['--port-a']}"
+    try:
+        printed = read_until(proc.stdout, "make loadtest")
+        assert f"edge: {public}" in printed
+        assert f"gunicorn http://127.0.0.1:{ports['--port-gunicorn']}" in printed
+        hello = get(f"{public}/hello")
+        assert hello and hello.headers["Server"] == "nginx" and hello.text == "Hello there\n"
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert not [port for port in ports.values() if listening(port)], "something still listens"
+
+
+def test_run_edge_without_nginx_says_how_to_install_it(tmp_path):
+    proc, _ = start_run_edge(tmp_path, {"NGINX": "/nonexistent/nginx"})
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1 and out == ""
+    assert err == ("make run-edge: nginx not found: install Debian's nginx-light "
+                   "(sudo apt-get install nginx-light)\n")
+
+
+def read_until(stream, marker):
+    """Lines up to the one holding `marker` (the stack prints its banner once everything
+    answers), or to EOF if it died first."""
+    seen = []
+    for line in stream:
+        seen.append(line)
+        if marker in line:
+            break
+    return "".join(seen)
+
+
+def get(url):
+    try:
+        return requests.get(url, timeout=2)
+    except requests.RequestException:
+        return None
+
+
+def listening(port):
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

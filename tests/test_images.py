@@ -143,7 +143,8 @@ def test_edge_fronts_app_a_on_the_pods_loopback_and_stops_gracefully(engine, ima
 
     jobs = requests.post(f"{edge.url}/jobs", headers={"Authorization": token}, timeout=10)
     assert jobs.status_code == 200 and jobs.text == JOBS_TEXT and jobs.headers["Server"] == "nginx"
-    too_big = requests.post(f"{edge.url}/jobs", headers={"Authorization": token}, data=b"x" * 20000, timeout=10)
+    too_big = requests.post(f"{edge.url}/jobs", headers={"Authorization": token}, data=b"x" * 20000,
+                            timeout=10)
     assert too_big.status_code == 413 and too_big.json() == {"error": "Request Entity Too Large"}
 
     started = time.monotonic()
@@ -151,7 +152,8 @@ def test_edge_fronts_app_a_on_the_pods_loopback_and_stops_gracefully(engine, ima
     state = edge.state()
     assert time.monotonic() - started < 5 and state["ExitCode"] == 0, f"{state}\n{edge.logs()}"
     assert "[emerg]" not in edge.logs() and "[alert]" not in edge.logs(), edge.logs()
-    privileged = run_once(engine, images["edge"], "find", "/", "-xdev", "-perm", "/6000", "-type", "f", user="0")
+    privileged = run_once(engine, images["edge"], "find", "/", "-xdev", "-perm", "/6000", "-type", "f",
+                          user="0")
     assert privileged == "", f"setuid/setgid files:\n{privileged}"
 
 

@@ -262,16 +262,18 @@ def test_frozen_app_b_leaves_app_a_a_thread_for_its_probes(services):
                             response.headers.get("Retry-After")))
             stop.wait(float(response.headers.get("Retry-After", 0)))
 
+    probes = []
     with ThreadPoolExecutor(max_workers=32) as pool:
         for _ in range(32):
             pool.submit(client)
-        probes = []
-        for _ in range(40):
-            started = time.monotonic()
-            status = requests.get(f"{app_a.url}/healthz", timeout=5).status_code
-            probes.append((status, time.monotonic() - started))
-            time.sleep(0.05)  # probe pacing, not a wait for a server
-        stop.set()
+        try:
+            for _ in range(40):
+                started = time.monotonic()
+                status = requests.get(f"{app_a.url}/healthz", timeout=5).status_code
+                probes.append((status, time.monotonic() - started))
+                stop.wait(0.05)  # probe pacing, not a wait for a server
+        finally:
+            stop.set()
     app_b.signal(signal.SIGCONT)
     slowest = max(seconds for _, seconds in probes)
     assert {status for status, _ in probes} == {200} and slowest < 0.1, f"slowest /healthz {slowest:.3f} s"

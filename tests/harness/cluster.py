@@ -79,6 +79,16 @@ class Cluster:
             print(f"--- node: {' '.join(command)}\n{result.stdout}{result.stderr}")
 
 
+def image_of(pod, container):
+    """The image of the named container (app-a's pod also runs its edge proxy)."""
+    return next(c["image"] for c in pod["spec"]["containers"] if c["name"] == container)
+
+
+def restarts(pod):
+    """Restarts of all the pod's containers together."""
+    return sum(status["restartCount"] for status in pod["status"]["containerStatuses"])
+
+
 @contextlib.contextmanager
 def step(cluster, name):
     started = time.monotonic()

@@ -74,7 +74,8 @@ class Docker:
         """Run `image` locked down in `container`'s network namespace, as a second container
         of one pod: both share loopback and the published ports."""
         name = f"{PREFIX}-{uuid.uuid4().hex[:6]}"
-        self("run", "--detach", "--name", name, *LOCKED_DOWN, "--network", f"container:{container.name}", image)
+        self("run", "--detach", "--name", name, *LOCKED_DOWN,
+             "--network", f"container:{container.name}", image)
         self.created.append(("container", name))
         return Container(self, name, container.url)
 
