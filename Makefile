@@ -10,7 +10,7 @@ BIN := $(CURDIR)/.bin
 # Project-built Go tools (skaffold, kind, kustomize) come first.
 export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help run run-edge test lint tools docker base-image lock upgrade loadtest bench \
+.PHONY: help run run-edge test lint tools docker base-image lock upgrade loadtest bench tokens \
         node-image cluster cluster-delete e2e run-app build-task scan-images deploy-task dev
 
 help: ## list the targets
@@ -30,6 +30,14 @@ run: $(VENV)/.runtime ## run app_b and app_a locally on 127.0.0.1:5001/5000 (no 
 
 run-edge: $(VENV)/.runtime ## as run, with nginx (edge/nginx.conf) in front of app_a as in the pod
 	$(VENV)/bin/python scripts/localstack.py --edge
+
+# The CLI starts app_b's store as the service does: with APP_B_DATABASE_URL set it uses that,
+# else the file `make run` serves from (or APP_B_DB_PATH). SEED_* only if you set them.
+tokens: $(VENV)/.runtime ## token admin (README "Tokens"): make tokens ARGS="create alice --expires-in 30d"
+	@cd app_b && export PYTHONPATH=$(CURDIR) && \
+	  if [ -z "$${APP_B_DATABASE_URL:-}" ]; then \
+	    export APP_B_DB_PATH="$${APP_B_DB_PATH:-$(CURDIR)/var/app_b.sqlite3}"; fi && \
+	  flask --app app_b tokens $(ARGS)
 
 test: lint ## lint, then the whole test suite (builds the Go tools first where Go is installed)
 	@if command -v go >/dev/null; then offline/go-tools.sh; \

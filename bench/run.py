@@ -26,6 +26,7 @@ import urllib.request
 
 import psutil
 
+from localpostgres import PostgresServer, find_bindir
 from localstack import REPO, Edge, Service, free_port
 
 NAIVE = os.path.join(REPO, "bench", "naive")
@@ -104,14 +105,16 @@ def pair(app_b, make_app_a):
 
 
 @contextlib.contextmanager
-def this_design(work, name, env=(), env_a=(), env_b=(), edge=False):
-    """app_b + app_a as `make run` starts them (request log, metrics and request ids on), plus
-    `env` for both and `env_a`/`env_b` for one; with `edge`, as `make run-edge` (nginx in front
-    of app_a, as in the pod). Yields what clients talk to."""
+def this_design(work, name, env=(), env_a=(), env_b=(), edge=False, database_url=None):
+    """app_b (on SQLite, or PostgreSQL at `database_url`) + app_a as `make run` starts them
+    (request log, metrics and request ids on), plus `env` for both and `env_a`/`env_b` for one;
+    with `edge`, as `make run-edge` (nginx in front of app_a, as in the pod). Yields what clients
+    talk to."""
     def log(app):
         return os.path.join(work, f"{app}-{name}.log")  # the request log lines land here
-    app_b = Service("app_b", free_port(), {"APP_B_DB_PATH": os.path.join(work, f"{name}.sqlite3"),
-                                           "SEED_USERNAME": "admin", "SEED_TOKEN": "mytoken",
+    database = ({"APP_B_DATABASE_URL": database_url} if database_url
+                else {"APP_B_DB_PATH": os.path.join(work, f"{name}.sqlite3")})
+    app_b = Service("app_b", free_port(), {**database, "SEED_USERNAME": "admin", "SEED_TOKEN": "mytoken",
                                            **dict(env), **dict(env_b)}, log("app_b"))
     with pair(app_b, lambda url: Service("app_a", free_port(), {"APP_B_URL": url, **dict(env),
                                                                 **dict(env_a)}, log("app_a"))) as app_a:
@@ -124,6 +127,21 @@ def this_design(work, name, env=(), env_a=(), env_b=(), edge=False):
             yield nginx
         finally:
             nginx.stop()
+
+
+@contextlib.contextmanager
+def postgresql():
+    """A throwaway PostgreSQL on loopback (Debian's package); yields its URL, or None without it."""
+    bindir = find_bindir()
+    if bindir is None:
+        print("no PostgreSQL server installed (apt install postgresql): its row is left out\n")
+        yield None
+        return
+    server = PostgresServer(bindir).start()
+    try:
+        yield server.new_database()
+    finally:
+        server.remove()
 
 
 def naive(work):
@@ -195,7 +213,7 @@ def default_rows(stacks, work, n, rounds):
     no_metrics = stacks.enter_context(this_design(work, "metrics-off", {"METRICS_ENABLED": "false"}))
     limit = stacks.enter_context(bare(work))
     old = stacks.enter_context(naive(work))
-    rows = measure({
+    plan = {
         OURS: lambda: hit(ours, "/jobs", n, post=True),
         METRICS_OFF: lambda: hit(no_metrics, "/jobs", n, post=True),
         "this design behind nginx: POST /jobs": lambda: hit(behind_nginx, "/jobs", n, post=True),
@@ -203,7 +221,12 @@ def default_rows(stacks, work, n, rounds):
         NAIVE_ROW: lambda: hit(old, "/jobs", n, post=True),
         "this design: GET /hello": lambda: hit(ours, "/hello", n),
         "naive: GET /hello": lambda: hit(old, "/hello", n),
-    }, rounds)
+    }
+    database_url = stacks.enter_context(postgresql())
+    if database_url:
+        on_postgresql = stacks.enter_context(this_design(work, "postgresql", database_url=database_url))
+        plan[POSTGRESQL_ROW] = lambda: hit(on_postgresql, "/jobs", n, post=True)
+    rows = measure(plan, rounds)
     rows["this design, Locust: POST /jobs"] = locust(ours.url, n, work)
     # One client: the latency of a request that never waits for the CPU behind another.
     rows["this design, ab -c 1: POST /jobs"] = hit(ours, "/jobs", n, post=True, concurrency=1)
@@ -235,6 +258,7 @@ OURS = "this design (defaults): POST /jobs"
 BARE_ROW = "bare Flask pair: POST /jobs"
 NAIVE_ROW = "naive (original design): POST /jobs"
 METRICS_OFF = "this design, metrics off: POST /jobs"
+POSTGRESQL_ROW = "this design, app_b on PostgreSQL: POST /jobs"
 
 
 def main():

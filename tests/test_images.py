@@ -19,11 +19,14 @@ import pytest
 import requests
 
 from harness.docker import PREFIX, docker_engine
-from harness.stack import JOBS_TEXT, REPO, clean_checkout, require_tool
+from harness.stack import JOBS_TEXT, REPO, clean_checkout, free_port, require_tool
 
 SERVICES = {"app_a": 5000, "app_b": 5001}
 BUILDS = (*SERVICES, "edge")
 SEED_USER = "image-test"
+# The image sets no database (APP_B_DB_PATH and APP_B_DATABASE_URL exclude each other): base/
+# gives it this one, on the /data volume.
+SQLITE = {"APP_B_DB_PATH": "/data/app_b.sqlite3"}
 
 
 @pytest.fixture(scope="session")
@@ -69,12 +72,12 @@ def auth(container, token):
 @pytest.mark.slow
 def test_app_b_answers_for_the_seeded_user(engine, images, token, tmp_path, seed_from):
     if seed_from == "env":
-        env, mounts = {"SEED_USERNAME": SEED_USER, "SEED_TOKEN": token}, []
+        env, mounts = {**SQLITE, "SEED_USERNAME": SEED_USER, "SEED_TOKEN": token}, []
     else:
         secret = tmp_path / "seed_token"
         secret.write_text(token + "\n")
         secret.chmod(0o444)  # the container's user is 10001, not the file's owner
-        env = {"SEED_USERNAME": SEED_USER, "SEED_TOKEN_FILE": "/run/secrets/seed_token"}
+        env = {**SQLITE, "SEED_USERNAME": SEED_USER, "SEED_TOKEN_FILE": "/run/secrets/seed_token"}
         mounts = ["--volume", f"{secret}:/run/secrets/seed_token:ro"]
     app_b = engine.start(images["app_b"], 5001, "--volume", f"{engine.volume()}:/data", *mounts,
                          env=env)
@@ -90,7 +93,7 @@ def test_app_a_and_app_b_end_to_end_on_a_docker_network(engine, images, token):
     network = engine.network()
     engine.start(images["app_b"], 5001, "--network", network, "--network-alias", "app-b",
                  "--volume", f"{engine.volume()}:/data",
-                 env={"SEED_USERNAME": SEED_USER, "SEED_TOKEN": token})
+                 env={**SQLITE, "SEED_USERNAME": SEED_USER, "SEED_TOKEN": token})
     app_a = engine.start(images["app_a"], 5000, "--network", network,
                          env={"APP_B_URL": "http://app-b:5001", "APP_B_TIMEOUT": "2"})
 
@@ -110,7 +113,7 @@ def test_sigterm_stops_the_container_quickly_and_cleanly(engine, images, token, 
     # is still booting can still be lost, rarely; see README "Known issues".)
     options, env = [], {"APP_B_URL": "http://app-b:5001", "GUNICORN_WORKERS": "1"}
     if service == "app_b":
-        options, env = ["--volume", f"{engine.volume()}:/data"], {"SEED_USERNAME": SEED_USER,
+        options, env = ["--volume", f"{engine.volume()}:/data"], {**SQLITE, "SEED_USERNAME": SEED_USER,
                                                                  "SEED_TOKEN": token,
                                                                  "GUNICORN_WORKERS": "1"}
     container = engine.start(images[service], SERVICES[service], *options, env=env)
@@ -127,6 +130,36 @@ def test_sigterm_stops_the_container_quickly_and_cleanly(engine, images, token, 
     assert "Shutting down: Master" in logs and "Traceback" not in logs, logs
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.docker
+@pytest.mark.slow
+def test_the_tokens_command_runs_in_the_image_with_the_containers_environment(
+        engine, images, token, request, backend):
+    """What `kubectl exec deploy/app-b -- flask --app app_b tokens ...` does: the CLI from the
+    image's working directory, its PATH and environment, on a read-only root filesystem."""
+    env = {"SEED_USERNAME": SEED_USER, "SEED_TOKEN": token}
+    if backend == "sqlite":
+        app_b = engine.start(images["app_b"], 5001, "--volume", f"{engine.volume()}:/data",
+                             env={**SQLITE, **env})
+    else:  # a real PostgreSQL on this machine's loopback, through the image's own psycopg
+        url = request.getfixturevalue("postgres").new_database()
+        app_b = engine.start(images["app_b"], free_port(), env={"APP_B_DATABASE_URL": url, **env},
+                             host_network=True)
+        # psycopg[binary]: the wheel's own libpq, no Debian package in the image.
+        probe = "import psycopg; print(psycopg.pq.__impl__)"
+        assert engine("exec", app_b.name, "python", "-c", probe).stdout.strip() == "binary"
+
+    def tokens(*args):
+        return engine("exec", app_b.name, "flask", "--app", "app_b", "tokens", *args)
+    issued = tokens("create", "alice", "--expires-in", "1d").stdout.splitlines()[-1]
+    assert auth(app_b, issued).json() == {"username": "alice"}
+    listing = tokens("list").stdout
+    assert "alice" in listing and issued not in listing
+    tokens("revoke", "alice")
+    assert auth(app_b, issued).status_code == 401
+    assert auth(app_b, token).json() == {"username": SEED_USER}
+
+
 @pytest.mark.docker
 @pytest.mark.slow
 def test_edge_fronts_app_a_on_the_pods_loopback_and_stops_gracefully(engine, images, token):
@@ -135,7 +168,7 @@ def test_edge_fronts_app_a_on_the_pods_loopback_and_stops_gracefully(engine, ima
     network = engine.network()
     engine.start(images["app_b"], 5001, "--network", network, "--network-alias", "app-b",
                  "--volume", f"{engine.volume()}:/data",
-                 env={"SEED_USERNAME": SEED_USER, "SEED_TOKEN": token})
+                 env={**SQLITE, "SEED_USERNAME": SEED_USER, "SEED_TOKEN": token})
     app_a = engine.start(images["app_a"], 5000, "--network", network, ready=False,
                          env={"APP_B_URL": "http://app-b:5001", "HOST": "127.0.0.1", "PORT": "5080"})
     edge = engine.join(app_a, images["edge"])

@@ -125,12 +125,27 @@ def test_wrong_app_b_url_gives_502(services):
     assert post_jobs(app_a).status_code == 502
 
 
-def test_hundreds_of_concurrent_valid_requests_all_succeed(stack):
+def test_hundreds_of_concurrent_valid_requests_are_served_or_told_when_to_retry(stack):
+    """32 clients at once against 2 workers x 6 calls to app_b: what is over the bound is told to
+    come back (503, Retry-After), nothing else fails, and a client that does so is served."""
     app_a, _ = stack
+    refused = []
+
+    def until_served(_):
+        for _ in range(20):
+            response = post_jobs(app_a)
+            if response.status_code != 503:
+                return response
+            refused.append((response.json(), response.headers.get("Retry-After")))
+            time.sleep(float(response.headers["Retry-After"]) / 10)  # backing off, as told (scaled)
+        return response
+
     with ThreadPoolExecutor(max_workers=32) as pool:
-        results = list(pool.map(lambda _: post_jobs(app_a), range(400)))
+        results = list(pool.map(until_served, range(400)))
     assert [r.status_code for r in results] == [200] * 400
     assert {r.text for r in results} == {JOBS_TEXT}
+    assert all(reply == ({"error": "too many requests waiting on the auth service"}, "1")
+               for reply in refused), refused[:3]
 
 
 def test_workers_racing_on_a_fresh_database_leave_one_schema(services):
@@ -140,7 +155,7 @@ def test_workers_racing_on_a_fresh_database_leave_one_schema(services):
     with sqlite3.connect(services.db_path) as conn:
         tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         users = conn.execute("SELECT username FROM users").fetchall()
-    assert tables == [("users",)] and users == [("admin",)]
+    assert sorted(tables) == [("tokens",), ("users",)] and users == [("admin",)]
 
 
 def test_invalid_configuration_fails_fast_with_a_clear_message(services):

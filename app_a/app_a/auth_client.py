@@ -81,6 +81,8 @@ class AuthClient:
             return AuthResult(Outcome.BAD_GATEWAY, detail=str(exc)[:200])
         if response.status in (400, 401):
             return AuthResult(Outcome.UNKNOWN_TOKEN)
+        if response.status == 503:  # app_b is up but cannot answer (its database is away)
+            return AuthResult(Outcome.UNAVAILABLE, detail="app_b answered 503")
         if response.status != 200:
             return AuthResult(Outcome.BAD_GATEWAY, detail=f"status {response.status}")
         try:

@@ -21,7 +21,7 @@ def test_valid_token_returns_the_username_and_sends_the_request_id(app_b_stub):
     (401, b'{"error": "unknown token"}', Outcome.UNKNOWN_TOKEN),
     (400, b'{"error": "token too long"}', Outcome.UNKNOWN_TOKEN),
     (500, b"boom", Outcome.BAD_GATEWAY),
-    (503, b"", Outcome.BAD_GATEWAY),
+    (503, b'{"error": "database unavailable"}', Outcome.UNAVAILABLE),
     (200, b"<html>not json</html>", Outcome.BAD_GATEWAY),
     (200, b'{"user": "admin"}', Outcome.BAD_GATEWAY),
     (200, b'{"username": 5}', Outcome.BAD_GATEWAY),

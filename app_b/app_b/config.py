@@ -4,10 +4,15 @@ from pathlib import Path
 
 from servicekit.settings import CommonSettings, ConfigError, common
 
+from .store import StoreError, check_username
+
+DEFAULT_DB_PATH = "var/app_b.sqlite3"
+
 
 @dataclass(frozen=True)
 class Settings(CommonSettings):
-    db_path: str
+    db_path: str | None  # SQLite, or
+    database_url: str | None  # PostgreSQL
     seed_username: str | None
     seed_token: str | None
 
@@ -36,7 +41,33 @@ def load(environ):
         raise ConfigError("SEED_USERNAME and SEED_TOKEN/SEED_TOKEN_FILE must be set together")
     if token and len(token) > shared["max_token_length"]:
         raise ConfigError(f"the seed token is longer than MAX_TOKEN_LENGTH ({shared['max_token_length']})")
-    db_path = environ.get("APP_B_DB_PATH", "var/app_b.sqlite3")
-    if not db_path:
-        raise ConfigError("APP_B_DB_PATH must not be empty")
-    return Settings(**shared, db_path=db_path, seed_username=username, seed_token=token)
+    if username:
+        try:
+            check_username(username)
+        except StoreError as exc:
+            raise ConfigError(f"SEED_USERNAME: {exc}") from None
+    db_path, database_url = _database(environ)
+    return Settings(**shared, db_path=db_path, database_url=database_url, seed_username=username,
+                    seed_token=token)
+
+
+def _database(environ):
+    """(SQLite path, None) or (None, PostgreSQL URL): exactly one backend."""
+    db_path, url = environ.get("APP_B_DB_PATH"), environ.get("APP_B_DATABASE_URL")
+    for name, value in (("APP_B_DB_PATH", db_path), ("APP_B_DATABASE_URL", url)):
+        if value == "":
+            raise ConfigError(f"{name} must not be empty")
+    if db_path and url:
+        raise ConfigError("set APP_B_DB_PATH or APP_B_DATABASE_URL, not both")
+    if not url:
+        return db_path or DEFAULT_DB_PATH, None
+    # Never echo the URL: it usually carries the password.
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("APP_B_DATABASE_URL must be a postgresql:// URL")
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+    try:
+        conninfo_to_dict(url)
+    except ProgrammingError:
+        raise ConfigError("APP_B_DATABASE_URL is not a URL libpq can parse") from None
+    return None, url

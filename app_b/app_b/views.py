@@ -1,10 +1,11 @@
 """HTTP routes of app_b."""
 import logging
-import sqlite3
 
 from flask import Blueprint, current_app, jsonify, request
 
 from servicekit.web import error
+
+from .store import StoreUnavailable
 
 bp = Blueprint("app_b", __name__)
 log = logging.getLogger("app_b")
@@ -38,7 +39,10 @@ def auth():
     token, problem = _token_from_request()
     if problem:
         return problem
-    username = current_app.extensions["token_store"].username_for(token)
+    try:
+        username = current_app.extensions["token_store"].username_for(token)
+    except StoreUnavailable as exc:
+        return _database_unavailable(exc)
     if username is None:
         return error(401, "unknown token")
     return jsonify(username=username)
@@ -48,7 +52,12 @@ def auth():
 def readyz():
     try:
         current_app.extensions["token_store"].ping()
-    except sqlite3.Error:
-        log.exception("readiness check failed")
-        return error(503, "database unavailable")
+    except StoreUnavailable as exc:
+        return _database_unavailable(exc)
     return jsonify(status="ready")
+
+
+def _database_unavailable(exc):
+    # One line, no traceback: the reason is the database's, and it is said in full.
+    log.warning("database unavailable", extra={"reason": str(exc)})
+    return error(503, "database unavailable")

@@ -1,11 +1,4 @@
-import sqlite3
-
 import pytest
-
-
-def users(db_path):
-    with sqlite3.connect(db_path) as conn:
-        return conn.execute("SELECT username, token_sha256 FROM users ORDER BY id").fetchall()
 
 
 def test_form_token_of_the_seed_user_is_accepted(client):
@@ -37,23 +30,23 @@ def test_unknown_token_is_401(client):
     ({"data": {"token": "x" * 257}}, 400, "token too long"),
     ({"data": "token=mytoken", "content_type": "text/plain"}, 415, "send the token"),
 ])
-def test_bad_input_gets_a_clear_4xx_and_changes_nothing(client, db_path, kwargs, status, reason):
-    before = users(db_path)
+def test_bad_input_gets_a_clear_4xx_and_changes_nothing(client, snapshot, kwargs, status, reason):
+    before = snapshot()
     response = client.post("/auth", **kwargs)
     assert response.status_code == status
     assert response.get_json()["error"].startswith(reason)
-    assert users(db_path) == before
+    assert snapshot() == before
 
 
 @pytest.mark.parametrize("token", [
     "' OR '1'='1", "mytoken' --", "x'; DROP TABLE users; --", "%", "_", "\u00e9t\u00e9", "\x00",
     "\ud800",  # a lone surrogate: valid JSON, not encodable as UTF-8; was a 500
 ])
-def test_sql_metacharacters_and_unicode_are_just_unknown_tokens(client, db_path, token):
-    before = users(db_path)
+def test_sql_metacharacters_and_unicode_are_just_unknown_tokens(client, snapshot, token):
+    before = snapshot()
     response = client.post("/auth", json={"token": token})
     assert response.status_code == 401
-    assert users(db_path) == before
+    assert snapshot() == before
 
 
 def test_oversized_body_is_413(client):
@@ -97,10 +90,10 @@ def test_unexpected_errors_are_500_without_a_stack_trace(app, client, caplog):
 
 
 @pytest.mark.parametrize("depth", [5000, 8000])
-def test_json_nested_thousands_deep_is_400_without_a_traceback(client, db_path, caplog, depth):
-    before = users(db_path)
+def test_json_nested_thousands_deep_is_400_without_a_traceback(client, snapshot, caplog, depth):
+    before = snapshot()
     response = client.post("/auth", data="[" * depth + "]" * depth, content_type="application/json")
     assert response.status_code == 400
     assert response.get_json() == {"error": "JSON body nested too deeply"}
     assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
-    assert users(db_path) == before
+    assert snapshot() == before

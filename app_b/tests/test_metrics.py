@@ -1,9 +1,7 @@
-import sqlite3
-
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app_b import config, create_app, db
+from app_b import config
 
 
 def sample(app, name, **labels):
@@ -39,33 +37,31 @@ def test_each_database_query_is_timed_by_name(app, client):
     assert sample(app, "app_b_db_query_duration_seconds_count", query="ping") == 1
 
 
-def test_failed_queries_are_timed_too(app, client, db_path):
-    with sqlite3.connect(db_path) as conn:
-        conn.execute("DROP TABLE users")
+def test_failed_queries_are_timed_too(app, client, break_database):
+    break_database()
     assert client.get("/readyz").status_code == 503
     assert sample(app, "app_b_db_query_duration_seconds_count", query="ping") == 1
 
 
-def test_the_token_store_reports_each_query(db_path):
-    db.init_db(db_path, "admin", "mytoken")
+def test_the_token_store_reports_each_query(store):
     seen = []
-    store = db.TokenStore(db_path, observe=lambda query, seconds: seen.append((query, seconds)))
+    store._observe = lambda query, seconds: seen.append((query, seconds))
     store.username_for("mytoken")
     store.ping()
     assert [query for query, _ in seen] == ["token_lookup", "ping"]
     assert all(seconds > 0 for _, seconds in seen)
 
 
-def test_metrics_can_be_switched_off(db_path):
-    app = create_app({"APP_B_DB_PATH": db_path, "METRICS_ENABLED": "false"})
+def test_metrics_can_be_switched_off(make_app):
+    app = make_app(METRICS_ENABLED="false", SEED_USERNAME="", SEED_TOKEN="")
     client = app.test_client()
     assert client.post("/auth", data={"token": "mytoken"}).status_code == 401  # no seed user
     assert client.get("/metrics").status_code == 404
     assert "metrics" not in app.extensions
 
 
-def test_with_a_metrics_port_only_that_port_answers(db_path):
-    app = create_app({"APP_B_DB_PATH": db_path, "METRICS_PORT": "9101"})
+def test_with_a_metrics_port_only_that_port_answers(make_app):
+    app = make_app(METRICS_PORT="9101")
     public = app.test_client().get("/metrics", base_url="http://localhost:5001")
     assert public.status_code == 404 and public.get_json() == {"error": "Not Found"}
     private = app.test_client().get("/metrics", base_url="http://localhost:9101")

@@ -54,18 +54,21 @@ class Docker:
         self.created.append(("volume", name))
         return name
 
-    def start(self, image, port, *options, env=None, ready=True):
+    def start(self, image, port, *options, env=None, ready=True, host_network=False):
         """Run `image` locked down with `port` published on a random 127.0.0.1 port, wait for
         /readyz (unless not `ready`: something else will serve that port); env values travel
-        through this process's environment, not the command line."""
+        through this process's environment, not the command line. `host_network`: share the
+        host's network instead (to reach a server on its loopback), the service then listening
+        on 127.0.0.1:`port` itself."""
         name = f"{PREFIX}-{uuid.uuid4().hex[:6]}"
-        env = env or {}
+        env = {**(env or {}), **({"HOST": "127.0.0.1", "PORT": str(port)} if host_network else {})}
         env_flags = [flag for key in env for flag in ("--env", key)]
-        self("run", "--detach", "--name", name, *LOCKED_DOWN, "--publish", f"127.0.0.1::{port}",
-             *env_flags, *options, image, env=env)
+        network = ["--network", "host"] if host_network else ["--publish", f"127.0.0.1::{port}"]
+        self("run", "--detach", "--name", name, *LOCKED_DOWN, *network, *env_flags, *options, image,
+             env=env)
         self.created.append(("container", name))
-        host_port = self("port", name, f"{port}/tcp").stdout.split()[0]
-        container = Container(self, name, f"http://{host_port}")
+        address = f"127.0.0.1:{port}" if host_network else self("port", name, f"{port}/tcp").stdout.split()[0]
+        container = Container(self, name, f"http://{address}")
         if ready:
             container.wait_ready()
         return container

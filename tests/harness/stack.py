@@ -3,6 +3,7 @@ local gunicorn stack (scripts/localstack.py, the code `make run` uses)."""
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,14 @@ def require_nginx():
     pytest.skip(reason)
 
 
+def flask_cli(environ, *args):
+    """`flask --app app_b ARGS` as an operator runs it: from app_b/ (the image's /app), with
+    `environ` on top of this process's environment; the CompletedProcess."""
+    return subprocess.run([str(Path(sys.executable).with_name("flask")), "--app", "app_b", *args],
+                          cwd=REPO / "app_b", env={**os.environ, "PYTHONPATH": str(REPO), **environ},
+                          capture_output=True, text=True, timeout=60)
+
+
 def clean_checkout(dest):
     """Copy what a fresh clone plus the uncommitted work would hold: tracked and untracked files,
     minus what .gitignore excludes (virtualenvs, local databases, caches)."""
@@ -70,8 +79,15 @@ class Services:
         self.started.append(service)
         return service.start()
 
-    def app_b(self, port=None, **env):
-        return self._start("app_b", port or free_port(), {"APP_B_DB_PATH": self.db_path, **DEV_SEED, **env})
+    def app_b(self, port=None, database_url=None, **env):
+        """app_b on SQLite in `tmp_path`, or on PostgreSQL at `database_url`."""
+        self.app_b_env = {**({"APP_B_DATABASE_URL": database_url} if database_url
+                             else {"APP_B_DB_PATH": self.db_path}), **DEV_SEED, **env}
+        return self._start("app_b", port or free_port(), self.app_b_env)
+
+    def tokens(self, *args):
+        """`flask --app app_b tokens ARGS` on the database of the last app_b started."""
+        return flask_cli(self.app_b_env, "tokens", *args)
 
     def app_a(self, app_b_url, **env):
         return self._start("app_a", free_port(), {"APP_B_URL": app_b_url, **env})
