@@ -73,6 +73,10 @@ lock: $(VENV)/.dev ## hash-pin every requirements.txt after a requirements.in ed
 	for dir in app_a app_b loadtest; do \
 	  uv pip compile --quiet $(UPGRADE) --generate-hashes --python-version 3.11 \
 	    $$dir/requirements.in -o $$dir/requirements.txt; done
+	@# --no-deps: inotify's wheel names the packaging tool `build` as a run-time dependency by
+	@# mistake; it imports only the standard library.
+	uv pip compile --quiet $(UPGRADE) --generate-hashes --python-version 3.11 --no-deps \
+	  servicekit/image/requirements-dev.in -o servicekit/image/requirements-dev.txt
 	uv pip compile --quiet $(UPGRADE) --generate-hashes --python-version 3.11 \
 	  requirements-dev.in -o requirements-dev.txt
 

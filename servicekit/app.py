@@ -12,8 +12,8 @@ def create_service(name, settings, openapi_path, log_fields=web.no_fields):
     # No static files: without static_folder=None Flask would serve /static/<path> from the package.
     app = Flask(name, static_folder=None)
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)
-    web.install(app, log_fields)
     if settings.metrics_enabled:
-        metrics.install(app)
+        metrics.install(app)  # first: see metrics.install
+    web.install(app, log_fields)
     app.register_blueprint(views.blueprint(openapi_path))
     return app

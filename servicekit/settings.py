@@ -39,6 +39,13 @@ def boolean(environ, name, default):
     return raw == "true"
 
 
+def choice(environ, name, default, allowed):
+    raw = environ.get(name, default)
+    if raw not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
 def optional_port(environ, name):
     if not environ.get(name):
         return None

@@ -13,6 +13,7 @@ Every step prints what it checked and how long it took; a failing step dumps pod
 import json
 import os
 import signal
+import statistics
 import subprocess
 import threading
 import time
@@ -44,6 +45,8 @@ from harness.cluster import (
 )
 from harness.hostile import KINDS, Hostile, normal_client, p99
 from harness.stack import IN_CI, JOBS_TEXT, REPO, TOKEN, clean_checkout, free_port, poll, require_tool
+
+EDITS = 10  # the dev loop is measured over this many edits in one `skaffold dev`
 
 
 @pytest.fixture(scope="module")
@@ -531,22 +534,14 @@ def test_skaffold_dev_serves_an_edited_file_in_seconds(cluster, tmp_path):
             threading.Thread(target=lambda: log.extend(dev.stdout), daemon=True).start()
             cluster.wait_rolled_out()
             pod = cluster.pods("app-a")[0]["metadata"]["name"]
-        with step(cluster, "edit app_a/app_a/views.py (a new route): served in the same pod"):
+        with step(cluster, f"edit app_a/app_a/views.py {EDITS} times (a new route each): "
+                           "served in the same pod, no build"):
             with port_forward(cluster, f"pod/{pod}", 5000) as url:
-                assert get(f"{url}/dev-loop").status_code == 404
                 views = source / "app_a" / "app_a" / "views.py"
-                mark = len(log)
-                # A new route, so the unit tests skaffold runs on every change still pass.
-                edit = '\n\n@bp.get("/dev-loop")\ndef dev_loop():\n    return "edited"\n'
-                edited = time.monotonic()
-                views.write_text(views.read_text() + edit)
-                served = poll(lambda: (r := get(f"{url}/dev-loop")) is not None
-                              and r.text == "edited", 60, interval=0.05)
-                latency = time.monotonic() - edited
-                assert served, "the edit was never served:\n" + "".join(log[-40:])
-                assert not [line for line in log[mark:] if "Starting build" in line], \
-                    "the edit rebuilt an image instead of syncing:\n" + "".join(log[mark:][-40:])
-            say(f"dev loop: edit saved to new route served in {latency:.2f} s (target under 3 s)")
+                latencies = [_edit_until_served(views, url, i, log) for i in range(EDITS)]
+            say(f"dev loop, {EDITS} edits, save to served: median {statistics.median(latencies):.2f} s, "
+                f"worst {max(latencies):.2f} s (target: median under 1.5 s, worst under 2.5 s); "
+                + " ".join(f"{latency:.2f}" for latency in latencies))
             assert [p["metadata"]["name"] for p in cluster.pods("app-a")] == [pod], "pod replaced"
     finally:
         if dev.poll() is None:
@@ -556,6 +551,27 @@ def test_skaffold_dev_serves_an_edited_file_in_seconds(cluster, tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(dev.pid, signal.SIGKILL)
                 dev.communicate()
+
+
+def _edit_until_served(views, url, i, log):
+    """Append route /dev-loop-<i> to `views`; return the seconds from the save until it is served.
+    Then wait for Skaffold to watch again (it runs the unit tests after each sync), so that each
+    edit is measured on its own; no edit may start a build."""
+    path, text = f"/dev-loop-{i}", f"edited {i}"
+    assert get(url + path).status_code == 404
+    mark = len(log)
+    # A new route, so the unit tests skaffold runs on every change still pass.
+    edit = f'\n\n@bp.get("{path}")\ndef dev_loop_{i}():\n    return "{text}"\n'
+    edited = time.monotonic()
+    views.write_text(views.read_text() + edit)
+    served = poll(lambda: (r := get(url + path)) is not None and r.text == text, 60, interval=0.05)
+    latency = time.monotonic() - edited
+    assert served, f"edit {i} was never served:\n" + "".join(log[-40:])
+    assert poll(lambda: any("Watching for changes" in line for line in log[mark:]), 300, interval=0.1), \
+        f"skaffold did not finish with edit {i}:\n" + "".join(log[mark:][-40:])
+    assert not [line for line in log[mark:] if "Starting build" in line], \
+        f"edit {i} rebuilt an image instead of syncing:\n" + "".join(log[mark:][-40:])
+    return latency
 
 
 def test_delete_leaves_nothing_running(cluster):

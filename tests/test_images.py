@@ -224,6 +224,25 @@ def test_no_setuid_files_package_tools_or_compilers(engine, images, service):
     assert run_once(engine, image, "python", "-c", probe) == ""
 
 
+@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.docker
+@pytest.mark.slow
+def test_only_the_images_skaffold_dev_builds_have_the_inotify_reloader(engine, images, service):
+    """DEV=true (skaffold.yaml's dev profile) adds gunicorn's inotify reloader; the production
+    image, the one every other build makes, has no dev-only package."""
+    dev = f"{PREFIX}-{service}-dev:test"
+    build = subprocess.run([str(REPO / "scripts" / "docker-build.sh"), service, "--quiet",
+                            "--build-arg", "DEV=true"], capture_output=True, text=True, timeout=900,
+                           env={**os.environ, "IMAGE": dev})
+    assert build.returncode == 0, f"dev build failed:\n{build.stdout}{build.stderr}"
+    try:
+        probe = "import gunicorn.reloader as r; print(r.has_inotify)"
+        assert run_once(engine, dev, "python", "-c", probe) == "True"
+        assert run_once(engine, images[service], "python", "-c", probe) == "False"
+    finally:
+        engine("image", "rm", dev, check=False)
+
+
 def layers_and_config(engine, image):
     """(file names in every layer, image config JSON) from `docker save`."""
     saved = subprocess.run([engine.cli, "save", image], capture_output=True, check=True, timeout=300)

@@ -252,6 +252,28 @@ def test_skaffold_diagnose_and_render_offline(profile, tmp_path):
     assert ("NodePort" in node_ports) == (not profile), "minikube by default, ClusterIP with -p ci"
 
 
+def test_only_skaffold_dev_builds_the_dev_images_and_it_acts_on_a_save_quickly():
+    """Profile dev switches itself on for `skaffold dev` alone and builds app-a and app-b with
+    DEV=true (gunicorn's inotify reloader); every other command builds the production images.
+    skaffold.env, which Skaffold reads at start, cuts its watcher's 1 s debounce."""
+    skaffold = require_tool("skaffold")
+    config = yaml.safe_load((REPO / "skaffold.yaml").read_text())
+    profile = next(p for p in config["profiles"] if p["name"] == "dev")
+    assert profile["activation"] == [{"command": "dev"}]
+
+    def build_commands(*flags):
+        rendered = yaml.safe_load(run(skaffold, "diagnose", "--yaml-only", *flags))
+        return {a["image"]: a["custom"]["buildCommand"] for a in rendered["build"]["artifacts"]}
+    dev = build_commands("-p", "dev")
+    assert {image for image, command in dev.items() if command.endswith("--build-arg DEV=true")} == \
+        {"app-a", "app-b"}
+    for flags in ([], ["-p", "ci"]):
+        assert not [command for command in build_commands(*flags).values() if "DEV=" in command]
+    settings = dict(line.split("=", 1) for line in (REPO / "skaffold.env").read_text().splitlines()
+                    if line and not line.startswith("#"))
+    assert int(settings["SKAFFOLD_WATCH_POLL_INTERVAL"]) <= 200
+
+
 @pytest.mark.docker
 def test_skaffold_builds_every_image_and_unit_tests_for_ci(tmp_path):
     """`skaffold build -p ci` with the local engine (on the offline base image where CI sets

@@ -1,9 +1,11 @@
 """HTTP routes of app_a."""
+import functools
 import logging
 import re
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header
 
 from servicekit.web import error
 
@@ -47,14 +49,19 @@ def hello():
     return Response("Hello there\n", mimetype="text/plain")
 
 
-def _wanted(offered):
-    """The offered type the Accept header prefers. Media-type parameters (charset=utf-8) do not
-    change the type: both formats are UTF-8 anyway. No Accept header means anything goes."""
-    if not request.accept_mimetypes:
-        return offered[0]
+OFFERED = ("text/plain", "application/json")  # text: the original format
+
+
+@functools.lru_cache(maxsize=256)
+def _wanted(accept_header):
+    """The offered type an Accept header prefers, or None. Media-type parameters (charset=utf-8)
+    do not change the type: both formats are UTF-8 anyway. No Accept header means anything goes.
+    Clients send a handful of distinct headers, so each is parsed once, not on every request."""
+    if not accept_header:
+        return OFFERED[0]
     accept = MIMEAccept([(value.split(";", 1)[0].strip(), quality)
-                         for value, quality in request.accept_mimetypes])
-    return accept.best_match(offered)
+                         for value, quality in parse_accept_header(accept_header)])
+    return accept.best_match(OFFERED)
 
 
 @bp.post("/jobs")
@@ -67,7 +74,7 @@ def jobs():
 
 
 def _jobs():
-    wanted = _wanted(["text/plain", "application/json"])  # text: the original format
+    wanted = _wanted(request.headers.get("Accept", ""))
     if wanted is None:
         return error(406, "jobs are served as text/plain or application/json")
     token, problem = _token()

@@ -1,5 +1,6 @@
 import pytest
 
+from app_a import views
 from app_a.auth_client import AuthResult, Outcome
 from harness.stack import JOBS_TEXT
 
@@ -22,6 +23,13 @@ def test_jobs_as_json_when_asked(client):
     response = client.post("/jobs", headers={"Authorization": "mytoken", "Accept": "application/json"})
     assert response.status_code == 200
     assert response.get_json() == {"jobs": [{"title": "Devops", "description": "Awesome"}]}
+
+
+def test_each_distinct_accept_header_is_parsed_once(client, fake_auth):
+    views._wanted.cache_clear()
+    for accept in ("application/json", "text/plain", "application/json", "application/json"):
+        assert client.post("/jobs", headers={"Authorization": "mytoken", "Accept": accept}).status_code == 200
+    assert views._wanted.cache_info().misses == 2
 
 
 def test_unacceptable_accept_is_406_before_calling_app_b(client, fake_auth):

@@ -1,10 +1,11 @@
 """The original design's app_b, for comparison only: a new SQLite connection per request."""
+import os
 import sqlite3
 
 from flask import Flask, request
 
 app = Flask(__name__)
-DB = "naive_b.sqlite3"
+DB = os.environ["NAIVE_DB_PATH"]
 
 
 @app.post("/auth")
