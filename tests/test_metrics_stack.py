@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.stack import free_port, poll
 
-OUTCOMES = ("ok", "unknown_token", "timeout", "unavailable", "bad_gateway")
+OUTCOMES = ("ok", "unknown_token", "timeout", "unavailable", "bad_gateway", "busy")
 
 
 def scrape(url):
@@ -76,15 +76,15 @@ def test_calls_to_app_b_are_counted_by_outcome_as_it_fails(services):
     app_b.signal(signal.SIGSTOP)
     assert post_jobs() == 504
     app_b.signal(signal.SIGCONT)
-    with sqlite3.connect(services.db_path) as conn:
-        conn.execute("ALTER TABLE users RENAME TO broken")
-    assert post_jobs() == 502
+    with sqlite3.connect(services.db_path) as conn:  # app_b up, its database not: 503 from it
+        conn.execute("ALTER TABLE tokens RENAME TO broken")
+    assert post_jobs() == 503
     app_b.stop()
     assert post_jobs() == 503
     samples = scrape(app_a.url)
     assert {o: value(samples, "app_a_auth_calls_total", outcome=o) for o in OUTCOMES} == \
-        dict.fromkeys(OUTCOMES, 1)
-    assert value(samples, "http_request_duration_seconds_count", route="/jobs", status="503") == 1
+        {"ok": 1, "unknown_token": 1, "timeout": 1, "unavailable": 2, "bad_gateway": 0, "busy": 0}
+    assert value(samples, "http_request_duration_seconds_count", route="/jobs", status="503") == 2
 
 
 def test_with_a_metrics_port_the_public_port_has_no_metrics(services):
