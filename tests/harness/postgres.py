@@ -1,9 +1,8 @@
 """The throwaway PostgreSQL server (scripts/localpostgres.py) for the suites."""
-import pytest
 
 from localpostgres import BINARIES, PostgresServer, find_bindir
 
-from .stack import IN_CI
+from .stack import missing
 
 
 def postgres_server():
@@ -11,8 +10,5 @@ def postgres_server():
     (.ci/run installs it)."""
     bindir = find_bindir()
     if bindir is None:
-        reason = f"no PostgreSQL server in {BINARIES} (apt install postgresql)"
-        if IN_CI:
-            pytest.fail(f"CI=true but {reason}", pytrace=False)
-        pytest.skip(reason)
+        missing(f"no PostgreSQL server in {BINARIES} (apt install postgresql)")
     return PostgresServer(bindir).start()

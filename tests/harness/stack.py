@@ -18,30 +18,28 @@ JOBS_TEXT = "Jobs:\nTitle: Devops\nDescription: Awesome\n"
 TOKEN = {"Authorization": DEV_SEED["SEED_TOKEN"]}
 
 
-def require_tool(name):
-    """Return the path of a command-line tool; skip on a laptop that lacks it, fail in CI.
+def missing(reason):
+    """A prerequisite is missing: skip on a laptop, fail in CI (CI installs every prerequisite
+    itself, so a missing one there is a broken setup, not a reason to skip)."""
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason)
 
-    CI installs every tool itself, so a missing one there is a broken setup, not a reason to skip.
-    Looks in the project's .bin (Go tools built by offline/go-tools.sh) before PATH.
-    """
+
+def require_tool(name):
+    """Return the path of a command-line tool, else `missing`. Looks in the project's .bin (Go
+    tools built by offline/go-tools.sh) before PATH."""
     local = REPO / ".bin" / name
     path = str(local) if os.access(local, os.X_OK) else shutil.which(name)
     if path:
         return path
-    reason = f"{name} not found (run: make tools / make docker)"
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
-    pytest.skip(reason)
+    missing(f"{name} not found (run: make tools / make docker)")
 
 
 def require_nginx():
-    """nginx (Debian's nginx-light; in /usr/sbin): skip on a laptop without it, fail in CI."""
-    if nginx_binary():
-        return
-    reason = "nginx not found (sudo apt-get install nginx-light)"
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
-    pytest.skip(reason)
+    """nginx (Debian's nginx-light; in /usr/sbin), else `missing`."""
+    if not nginx_binary():
+        missing("nginx not found (sudo apt-get install nginx-light)")
 
 
 def flask_cli(environ, *args):
