@@ -1,15 +1,18 @@
 """Benchmark: this design against its limit and its origin, in the same run.
 
-    make bench      (= PYTHONPATH=scripts .venv/bin/python bench/run.py [--requests 5000])
+    make bench      (= PYTHONPATH=scripts .venv/bin/python bench/run.py [--requests 3000] [--rounds 5])
     make bench ARGS=--worker-models     gunicorn worker models per service, with and without nginx
 
 The limit is a bare Flask pair doing only the job (bench/bare/: no logs, metrics or request ids);
-the origin a naive re-implementation of the original design (bench/naive/). Starts every stack
-on loopback at once, drives them with ab (-c 4, as the acceptance run) in interleaved rounds, then
-this design once with the Locust load test and once with a single client, and prints requests/s,
-p50, p99 and failures per row (the median round), then this design's ratio to the limit (the
-target is 0.9) and to the origin. Environment variables (GUNICORN_WORKERS, ...) pass through to
-this design. Not a test: numbers, no verdict.
+the origin a naive re-implementation of the original design (bench/naive/). Each round starts
+every row's stack anew on loopback, warms it up and drives it with ab (-c 4, as the acceptance
+run), rows one after the other: on a shared VM two identical stacks started once differ by up to
+10 % for as long as they run (measured), so one start per row would measure luck; fresh stacks
+each round and the median round average that out. Then this design once with the Locust load
+test and once with a single client. Prints requests/s, p50, p99 and failures per row (the median
+round), then this design's ratio to the limit (median of the per-round ratios, each from two
+stacks measured a few seconds apart; the target is 0.9) and to the origin. Environment
+variables (GUNICORN_WORKERS, ...) pass through to this design. Not a test: numbers, no verdict.
 """
 import argparse
 import contextlib
@@ -18,6 +21,7 @@ import json
 import os
 import re
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -131,7 +135,7 @@ def this_design(work, name, env=(), env_a=(), env_b=(), edge=False, database_url
 
 @contextlib.contextmanager
 def postgresql():
-    """A throwaway PostgreSQL on loopback (Debian's package); yields its URL, or None without it."""
+    """A throwaway PostgreSQL on loopback (Debian's package); yields it, or None without it."""
     bindir = find_bindir()
     if bindir is None:
         print("no PostgreSQL server installed (apt install postgresql): its row is left out\n")
@@ -139,7 +143,7 @@ def postgresql():
         return
     server = PostgresServer(bindir).start()
     try:
-        yield server.new_database()
+        yield server
     finally:
         server.remove()
 
@@ -183,19 +187,32 @@ def locust(url, requests, work):
             "failed": summary["failures"]}
 
 
+WARM_UP_REQUESTS = 200  # the first requests pay for imports, connections and caches
+
+
+def measure(plan, rounds, work):
+    """Each row of `plan` (name: (start, run): `start(directory)` a context manager yielding a
+    stack, `run(stack)` one measurement) `rounds` times, each time on a stack started anew in a
+    directory of its own under `work`, rows one after the other round by round; every row's
+    samples, one per round."""
+    samples = {name: [] for name in plan}
+    for _ in range(rounds):
+        for name, (start, run) in plan.items():
+            with start(tempfile.mkdtemp(dir=work)) as stack:
+                ab(stack.url + "/jobs", WARM_UP_REQUESTS, post=True)
+                samples[name].append(run(stack))
+    return samples
+
+
 def median_row(samples):
     """The round with the median throughput (its latencies come from the same round)."""
     return sorted(samples, key=lambda row: row["rps"])[len(samples) // 2]
 
 
-def measure(plan, rounds):
-    """Each row of `plan` (name: measure function) `rounds` times, rows interleaved round by
-    round, so a slow spell of this shared machine lands on every row alike; the median rounds."""
-    samples = {name: [] for name in plan}
-    for _ in range(rounds):
-        for name, run in plan.items():
-            samples[name].append(run())
-    return {name: median_row(runs) for name, runs in samples.items()}
+def median_ratio(samples, row, limit):
+    """Median over the rounds of `row`'s throughput over `limit`'s, with the per-round ratios."""
+    per_round = [ours["rps"] / other["rps"] for ours, other in zip(samples[row], samples[limit], strict=True)]
+    return statistics.median(per_round), per_round
 
 
 def print_rows(rows):
@@ -207,30 +224,34 @@ def print_rows(rows):
               f"{cpu:>18}")
 
 
+def jobs(n, concurrency=4):
+    return lambda stack: hit(stack, "/jobs", n, post=True, concurrency=concurrency)
+
+
 def default_rows(stacks, work, n, rounds):
-    ours = stacks.enter_context(this_design(work, "defaults"))
-    behind_nginx = stacks.enter_context(this_design(work, "edge", edge=True))
-    no_metrics = stacks.enter_context(this_design(work, "metrics-off", {"METRICS_ENABLED": "false"}))
-    limit = stacks.enter_context(bare(work))
-    old = stacks.enter_context(naive(work))
+    """Every row's samples; the PostgreSQL row only where Debian's postgresql is installed."""
     plan = {
-        OURS: lambda: hit(ours, "/jobs", n, post=True),
-        METRICS_OFF: lambda: hit(no_metrics, "/jobs", n, post=True),
-        "this design behind nginx: POST /jobs": lambda: hit(behind_nginx, "/jobs", n, post=True),
-        BARE_ROW: lambda: hit(limit, "/jobs", n, post=True),
-        NAIVE_ROW: lambda: hit(old, "/jobs", n, post=True),
-        "this design: GET /hello": lambda: hit(ours, "/hello", n),
-        "naive: GET /hello": lambda: hit(old, "/hello", n),
+        OURS: (lambda d: this_design(d, "defaults"), jobs(n)),
+        METRICS_OFF: (lambda d: this_design(d, "metrics-off", {"METRICS_ENABLED": "false"}), jobs(n)),
+        "this design behind nginx: POST /jobs": (lambda d: this_design(d, "edge", edge=True), jobs(n)),
+        BARE_ROW: (bare, jobs(n)),
+        NAIVE_ROW: (naive, jobs(n)),
+        "this design: GET /hello": (lambda d: this_design(d, "defaults"),
+                                    lambda stack: hit(stack, "/hello", n)),
+        "naive: GET /hello": (naive, lambda stack: hit(stack, "/hello", n)),
     }
-    database_url = stacks.enter_context(postgresql())
-    if database_url:
-        on_postgresql = stacks.enter_context(this_design(work, "postgresql", database_url=database_url))
-        plan[POSTGRESQL_ROW] = lambda: hit(on_postgresql, "/jobs", n, post=True)
-    rows = measure(plan, rounds)
-    rows["this design, Locust: POST /jobs"] = locust(ours.url, n, work)
-    # One client: the latency of a request that never waits for the CPU behind another.
-    rows["this design, ab -c 1: POST /jobs"] = hit(ours, "/jobs", n, post=True, concurrency=1)
-    return rows
+    server = stacks.enter_context(postgresql())
+    if server:
+        plan[POSTGRESQL_ROW] = (lambda d: this_design(d, "postgresql", database_url=server.new_database()),
+                                jobs(n))
+    samples = measure(plan, rounds, work)
+    # Once each: Locust's view of the same load, and one client (the latency of a request that
+    # never waits for the CPU behind another).
+    once = {"this design, Locust: POST /jobs": (lambda d: this_design(d, "locust"),
+                                                lambda stack: locust(stack.url, n, work)),
+            "this design, ab -c 1: POST /jobs": (lambda d: this_design(d, "one-client"), jobs(n, 1))}
+    samples.update(measure(once, 1, work))
+    return samples
 
 
 # GUNICORN_WORKER_CLASS/_WORKERS/_THREADS per service: what --worker-models compares.
@@ -246,12 +267,13 @@ def worker_model_rows(stacks, work, n, rounds):
     combinations += [(a, "gthread 2x8", True) for a in WORKER_MODELS]
     for model_a, model_b, edge in combinations:
         name = f"{'nginx, ' if edge else ''}app_a {model_a}, app_b {model_b}"
-        stack = stacks.enter_context(this_design(work, re.sub(r"\W+", "-", name), edge=edge,
-                                                 env_a=WORKER_MODELS[model_a], env_b=WORKER_MODELS[model_b]))
-        plan[f"{name}: POST /jobs"] = lambda stack=stack: hit(stack, "/jobs", n, post=True)
-    limit = stacks.enter_context(bare(work))
-    plan[BARE_ROW] = lambda: hit(limit, "/jobs", n, post=True)
-    return measure(plan, rounds)
+        env_a, env_b = WORKER_MODELS[model_a], WORKER_MODELS[model_b]
+        plan[f"{name}: POST /jobs"] = (
+            lambda d, edge=edge, env_a=env_a, env_b=env_b: this_design(d, "models", edge=edge,
+                                                                        env_a=env_a, env_b=env_b),
+            jobs(n))
+    plan[BARE_ROW] = (bare, jobs(n))
+    return measure(plan, rounds, work)
 
 
 OURS = "this design (defaults): POST /jobs"
@@ -263,30 +285,34 @@ POSTGRESQL_ROW = "this design, app_b on PostgreSQL: POST /jobs"
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="ab rounds per row, rows interleaved; the median round is shown")
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="rounds per row, each on a freshly started stack; the median round is shown")
     parser.add_argument("--worker-models", action="store_true",
                         help="instead: this design under each gunicorn worker model per service")
     args = parser.parse_args()
     n, load_before = args.requests, os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-") as work, contextlib.ExitStack() as stacks:
-        # all stacks up at once, rows interleaved
-        rows = (worker_model_rows if args.worker_models else default_rows)(stacks, work, n, args.rounds)
-    print(f"ab -n {n} -c 4, median of {args.rounds} interleaved rounds (Locust: {n} requests, "
-          f"4 users, once); {os.cpu_count()} cores; 1-minute load average {load_before:.1f} at the "
-          f"start, {os.getloadavg()[0]:.1f} at the end\n")
+        samples = (worker_model_rows if args.worker_models else default_rows)(stacks, work, n, args.rounds)
+    print(f"ab -n {n} -c 4 after {WARM_UP_REQUESTS} warm-up requests, median of {args.rounds} rounds, "
+          f"each on stacks started anew (Locust: {n} requests, 4 users, once); {os.cpu_count()} cores; "
+          f"1-minute load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end\n")
+    rows = {name: median_row(runs) for name, runs in samples.items()}
     print_rows(rows)
-    limit = rows[BARE_ROW]["rps"]
-    print("\nPOST /jobs throughput")
-    for name, row in rows.items():
-        if "POST /jobs" in name and name != BARE_ROW and "Locust" not in name and "-c 1" not in name:
-            print(f"{name.removesuffix(': POST /jobs')}: {row['rps'] / limit:.2f} of the bare pair")
-    if NAIVE_ROW in rows:
-        ours, off = rows[OURS], rows[METRICS_OFF]
-        print(f"\nthis design vs the original design (naive): {ours['rps'] / rows[NAIVE_ROW]['rps']:.2f}x")
-        print(f"metrics cost {ours['cpu_us'] - off['cpu_us']:.0f} us of server CPU per POST /jobs "
-              f"({1 - off['cpu_us'] / ours['cpu_us']:.0%} of its {ours['cpu_us']:.0f} us)")
+    print("\nPOST /jobs throughput, median of the per-round ratios (each round's ratios in brackets)")
+    for name in samples:
+        if "POST /jobs" in name and name != BARE_ROW and len(samples[name]) == len(samples[BARE_ROW]):
+            ratio, per_round = median_ratio(samples, name, BARE_ROW)
+            print(f"{name.removesuffix(': POST /jobs')}: {ratio:.2f} of the bare pair "
+                  f"[{' '.join(f'{r:.2f}' for r in per_round)}]")
+    if NAIVE_ROW in samples:
+        vs_naive, _ = median_ratio(samples, OURS, NAIVE_ROW)
+        print(f"\nthis design vs the original design (naive): {vs_naive:.2f}x")
+        off, _ = median_ratio(samples, METRICS_OFF, OURS)
+        cpu = statistics.median(on["cpu_us"] - no["cpu_us"]
+                                for on, no in zip(samples[OURS], samples[METRICS_OFF], strict=True))
+        print(f"metrics cost: with them off POST /jobs does {off:.2f}x the requests/s; "
+              f"{cpu:.0f} us of server CPU per request (median of the rounds)")
 
 
 if __name__ == "__main__":

@@ -146,14 +146,12 @@ def _log_config(level):
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        }},
+        "formatters": {"json": {"()": "servicekit.jsonlog.JsonFormatter"}},
         "filters": {"redact": {"()": RedactRefusedRequests}},
         "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
-                                "stream": "ext://sys.stdout", "filters": ["redact"]}},
+                                "stream": "ext://sys.stdout"}},
         "root": {"level": level, "handlers": ["stdout"]},
-        "loggers": {"gunicorn.error": {"level": level, "handlers": ["stdout"], "propagate": False}},
+        # Refused requests are gunicorn's to log: the filter sits there, off the request log's path.
+        "loggers": {"gunicorn.error": {"level": level, "handlers": ["stdout"], "propagate": False,
+                                       "filters": ["redact"]}},
     }

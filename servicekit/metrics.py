@@ -8,20 +8,18 @@ in-process.
 """
 import functools
 import os
-import time
 
-from flask import Blueprint, Response, abort, current_app, g, request
+from flask import Blueprint, Response, abort, current_app, request
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4 as CONTENT_TYPE
 from prometheus_client.multiprocess import MultiProcessCollector
-
-# Requests that matched no route (404, 405) share one label: raw paths would be unbounded.
-UNMATCHED = "unmatched"
 
 bp = Blueprint("metrics", __name__)
 
 
 class Metrics:
+    """The HTTP metrics; servicekit.web's request plumbing feeds them every request."""
+
     def __init__(self):
         # A registry per app, not the global one, so each test's app counts from zero.
         self.registry = CollectorRegistry()
@@ -42,17 +40,8 @@ class Metrics:
     def render(self):
         return generate_latest(self.exposed)
 
-    def _started(self):
-        g.metrics_started = time.perf_counter()
-        self.in_flight.inc()
-
-    def _finished(self, response):
-        route = request.url_rule.rule if request.url_rule else UNMATCHED
-        self._duration(route, response.status_code).observe(time.perf_counter() - g.metrics_started)
-        return response
-
-    def _torn_down(self, exc):
-        self.in_flight.dec()
+    def observe(self, route, status, seconds):
+        self._duration(route, status).observe(seconds)
 
 
 @bp.get("/metrics")
@@ -66,14 +55,8 @@ def scrape():
 
 
 def install(app):
-    """Measure every request `app` answers; return the Metrics (also app.extensions["metrics"]).
-    Install it before any other before_request hook: hooks run in the order they were added, so
-    a request that a later one aborts (the 413 check) is still timed and counted in flight;
-    after_request and teardown hooks always run. (Not Flask's request_started signal: a signal
-    with a receiver costs blinker's dispatch on every request.)"""
+    """The HTTP metrics for `app` and its GET /metrics; returns the Metrics (also
+    app.extensions["metrics"]) for servicekit.web to feed."""
     metrics = app.extensions["metrics"] = Metrics()
-    app.before_request(metrics._started)
-    app.after_request(metrics._finished)
-    app.teardown_request(metrics._torn_down)
     app.register_blueprint(bp)
     return metrics

@@ -1,5 +1,7 @@
 """Both services as real gunicorn processes on loopback, talking real HTTP to each other."""
+import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -50,6 +52,11 @@ def test_valid_token_end_to_end(stack, services):
     assert requests.get(f"{app_a.url}/hello", timeout=5).text == "Hello there\n"
     # The request id crossed the hop: app_b logged the id the caller chose.
     assert '"request_id": "e2e-42"' in services.logs("app_b")
+    # One JSON object per line; app_a's request line carries the outcome of the call to app_b.
+    lines = [json.loads(line) for line in services.logs("app_a").splitlines() if '"e2e-42"' in line]
+    assert [(line["message"], line["method"], line["path"], line["status"], line["auth"])
+            for line in lines] == [("request", "POST", "/jobs", 200, "ok")]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", lines[0]["time"])
 
 
 @pytest.mark.parametrize("method, path, headers, body, status, reason", [

@@ -3,11 +3,11 @@ import functools
 import logging
 import re
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
-from servicekit.web import error
+from servicekit.web import error, log_fields, request_id
 
 from .auth_client import Outcome
 
@@ -80,12 +80,13 @@ def _jobs():
     token, problem = _token()
     if problem:
         return problem
-    result = current_app.extensions["auth_client"].check(token, g.request_id)
-    g.auth_outcome = result.outcome.value
+    result = current_app.extensions["auth_client"].check(token, request_id())
+    current_app.extensions["count_auth_call"](result.outcome)
+    log_fields()["auth"] = result.outcome.value
     if result.outcome is not Outcome.OK:
         if result.outcome is not Outcome.UNKNOWN_TOKEN:
             log.warning("auth service call failed", extra={
-                "request_id": g.request_id, "outcome": result.outcome.value, "detail": result.detail})
+                "request_id": request_id(), "outcome": result.outcome.value, "detail": result.detail})
         status, reason = UPSTREAM_ERRORS[result.outcome]
         return error(status, reason, **{401: CHALLENGE, 503: RETRY_AFTER}.get(status, {}))
     if wanted == "application/json":
