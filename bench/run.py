@@ -6,9 +6,10 @@
 The limit is a bare Flask pair doing only the job (bench/bare/: no logs, metrics or request ids);
 the origin a naive re-implementation of the original design (bench/naive/). Each round starts
 every row's stack anew on loopback, warms it up and drives it with ab (-c 4, as the acceptance
-run), rows one after the other: on a shared VM two identical stacks started once differ by up to
-10 % for as long as they run (measured), so one start per row would measure luck; fresh stacks
-each round and the median round average that out. Then this design once with the Locust load
+run), rows in a new random order each round: on a shared VM two identical stacks started once
+differ by up to 10 % for as long as they run (measured), and a row's place in the round shifts it
+too, so one start per row in a fixed order would measure luck; fresh stacks, shuffled rows and
+the median round average that out. Then this design once with the Locust load
 test and once with a single client. Prints requests/s, p50, p99 and failures per row (the median
 round), then this design's ratio to the limit (median of the per-round ratios, each from two
 stacks measured a few seconds apart; the target is 0.9) and to the origin. Environment
@@ -19,6 +20,7 @@ import contextlib
 import hashlib
 import json
 import os
+import random
 import re
 import sqlite3
 import statistics
@@ -193,11 +195,13 @@ WARM_UP_REQUESTS = 200  # the first requests pay for imports, connections and ca
 def measure(plan, rounds, work):
     """Each row of `plan` (name: (start, run): `start(directory)` a context manager yielding a
     stack, `run(stack)` one measurement) `rounds` times, each time on a stack started anew in a
-    directory of its own under `work`, rows one after the other round by round; every row's
+    directory of its own under `work`, every row once per round in a new order; every row's
     samples, one per round."""
     samples = {name: [] for name in plan}
     for _ in range(rounds):
-        for name, (start, run) in plan.items():
+        # A row's place in the round matters too (what ran just before it): shuffled each round.
+        for name in random.sample(list(plan), len(plan)):
+            start, run = plan[name]
             with start(tempfile.mkdtemp(dir=work)) as stack:
                 ab(stack.url + "/jobs", WARM_UP_REQUESTS, post=True)
                 samples[name].append(run(stack))
