@@ -128,9 +128,13 @@ def render(directory, options, image, secret="app-b-seed"):
     return run("kubectl", "kustomize", directory)
 
 
-# Waiting reasons of a container that will not start by itself (a missing Secret or image).
+# Waiting reasons of a container that will not start by itself (a missing Secret or image)...
 CANNOT_START = {"CreateContainerConfigError", "CreateContainerError", "ErrImagePull",
                 "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"}
+# ... when they last: the kubelet also reports CreateContainerConfigError for a ConfigMap its cache
+# has not synced yet ("failed to sync configmap cache", seen in the suite right after apply) and
+# starts the container on a later sync, seconds on.
+STUCK_SECONDS = 30
 
 
 def job_outcome(kubectl):
@@ -148,13 +152,21 @@ def job_outcome(kubectl):
     return None
 
 
-def wait_for(kubectl, timeout):
+def wait_for(kubectl, timeout, interval=2, stuck_seconds=STUCK_SECONDS):
+    """The Job's outcome; "cannot start" only once it has held for `stuck_seconds`."""
     deadline = time.monotonic() + timeout
+    stuck_since = None
     while time.monotonic() < deadline:
         outcome = job_outcome(kubectl)
-        if outcome:
+        if outcome and not outcome.startswith("cannot start"):
             return outcome
-        time.sleep(2)  # polling interval
+        if outcome is None:
+            stuck_since = None
+        elif stuck_since is None:
+            stuck_since = time.monotonic()
+        elif time.monotonic() - stuck_since >= stuck_seconds:
+            return outcome
+        time.sleep(interval)  # polling interval
     return "did not finish"
 
 
