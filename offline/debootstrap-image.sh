@@ -138,7 +138,9 @@ tar --numeric-owner --xattrs -C "$ROOT" -c . | "$DOCKER" import \
   - "$TAG" >/dev/null
 
 if [[ -n $SMOKE ]]; then
-  "$DOCKER" run --rm --network none --entrypoint sh "$TAG" -c "$SMOKE" \
+  # stdout carries the image name alone (scripts/docker-build.sh reads it): the smoke output goes
+  # to stderr.
+  "$DOCKER" run --rm --network none --entrypoint sh "$TAG" -c "$SMOKE" >&2 \
     || { say "smoke test of $TAG failed: $SMOKE"; exit 1; }
 fi
 
