@@ -80,13 +80,14 @@ def _jobs():
     token, problem = _token()
     if problem:
         return problem
-    result = current_app.extensions["auth_client"].check(token, request_id())
+    rid = request_id()
+    result = current_app.extensions["auth_client"].check(token, rid)
     current_app.extensions["count_auth_call"](result.outcome)
     log_fields()["auth"] = result.outcome.value
     if result.outcome is not Outcome.OK:
         if result.outcome is not Outcome.UNKNOWN_TOKEN:
             log.warning("auth service call failed", extra={
-                "request_id": request_id(), "outcome": result.outcome.value, "detail": result.detail})
+                "request_id": rid, "outcome": result.outcome.value, "detail": result.detail})
         status, reason = UPSTREAM_ERRORS[result.outcome]
         return error(status, reason, **{401: CHALLENGE, 503: RETRY_AFTER}.get(status, {}))
     if wanted == "application/json":
