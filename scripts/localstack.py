@@ -42,10 +42,11 @@ def poll(check, timeout, interval=0.05):
 
 
 class Service:
-    """One gunicorn process serving `app_dir` on 127.0.0.1:`port`."""
+    """One gunicorn process serving `app_dir` on 127.0.0.1:`port`, started once `ready_path`
+    answers 200."""
 
-    def __init__(self, app_dir, port, env, log_path=None):
-        self.app_dir, self.port, self.log_path = app_dir, port, log_path
+    def __init__(self, app_dir, port, env, log_path=None, ready_path="/readyz"):
+        self.app_dir, self.port, self.log_path, self.ready_path = app_dir, port, log_path, ready_path
         # The services import the shared kit (servicekit/) from the repository root.
         self.env = {**os.environ, "PYTHONPATH": REPO, "HOST": "127.0.0.1", "PORT": str(port), **env}
         self.proc = None
@@ -69,9 +70,9 @@ class Service:
         return self
 
     def ready(self):
-        """One readiness check: /readyz answers 200."""
+        """One readiness check: `ready_path` answers 200."""
         try:
-            with urllib.request.urlopen(f"{self.url}/readyz", timeout=1) as response:
+            with urllib.request.urlopen(self.url + self.ready_path, timeout=1) as response:
                 return response.status == 200
         except urllib.error.HTTPError:
             return False

@@ -429,7 +429,7 @@ def test_app_a_scales_out_under_load_and_back(cluster):
     with step(cluster, f"HorizontalPodAutoscaler: app-a at its minimum ({minimum}) before the load"):
         assert poll(lambda: app_a_replicas(cluster) == (minimum, minimum)
                     and len(cluster.pods("app-a", terminating=True)) == minimum, 180)
-    timeline, statuses, done = [], [], threading.Event()
+    timeline, statuses, failed, done = [], [], [], threading.Event()
     started = time.monotonic()
 
     def watch():
@@ -439,6 +439,9 @@ def test_app_a_scales_out_under_load_and_back(cluster):
                 timeline.append((time.monotonic() - started, pods))
             response = get(f"{cluster.url}/jobs", method="POST", headers=TOKEN)
             statuses.append(response.status_code if response is not None else None)
+            if statuses[-1] != 200:  # what it said, to tell app_a's reasons apart
+                failed.append((round(time.monotonic() - started), statuses[-1],
+                               response.text.strip()[:200] if response is not None else "no answer"))
             done.wait(1)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -466,7 +469,8 @@ def test_app_a_scales_out_under_load_and_back(cluster):
         watcher.join(30)
         say("app-a pods over time (s: pods): " + ", ".join(f"{t:.0f}: {n}" for t, n in timeline))
     assert max(n for _, n in timeline) > minimum
-    assert statuses and set(statuses) == {200}, f"statuses seen while scaling: {statuses}"
+    assert statuses and not failed, (f"{len(failed)} of {len(statuses)} probes failed while "
+                                     f"scaling (s, status, body): {failed}")
     say(f"autoscaling: {run['requests']} in-cluster requests at {run['rps']} req/s and "
         f"{len(statuses)} outside probes, 0 failed; peak {max(n for _, n in timeline)} pods")
 

@@ -40,7 +40,9 @@ def test_reproduces_the_ab_run_500_requests_4_users_no_failures(stack, services,
 
 
 def test_app_b_down_fails_with_a_one_line_reason(services, tmp_path):
-    app_a = services.app_a(f"http://127.0.0.1:{free_port()}")
+    app_b = services.app_b()
+    app_a = services.app_a(app_b.url)  # ready once it has reached app_b
+    app_b.stop()
     result, summary = locust(app_a.url, tmp_path, "--requests", "50")
     assert result.returncode != 0
     assert summary["failures"] == 50 and not summary["passed"]

@@ -128,6 +128,23 @@ def test_app_b_without_its_database_gives_503_through_app_a(stack, services):
     assert "Traceback" not in services.logs("app_a") + services.logs("app_b")
 
 
+def test_app_a_is_ready_once_it_has_reached_app_b_and_stays_ready_without_it(services):
+    """A new app_a takes no traffic before its path to app_b is open (in a cluster, network
+    policy reaches a new pod seconds after it starts); after that, an app_b outage leaves it in
+    its Service, answering 503 itself. One worker: readiness is each worker's."""
+    def readyz():
+        response = requests.get(f"{app_a.url}/readyz", timeout=5)
+        return response.status_code, response.json()
+    port_b = free_port()
+    app_a = services.app_a(f"http://127.0.0.1:{port_b}", ready_path="/healthz", GUNICORN_WORKERS="1")
+    assert readyz() == (503, {"error": "auth service not reached yet"})
+    app_b = services.app_b(port=port_b)
+    assert readyz() == (200, {"status": "ready"})
+    app_b.stop()
+    assert readyz() == (200, {"status": "ready"})
+    assert post_jobs(app_a).status_code == 503
+
+
 def test_wrong_app_b_url_gives_502(services):
     app_b = services.app_b()
     app_a = services.app_a(f"{app_b.url}/wrong-prefix")
@@ -194,7 +211,9 @@ def test_reload_serves_edited_code(tmp_path, app, path, old, new):
         env["APP_B_URL"] = f"http://127.0.0.1:{free_port()}"  # /hello does not call app_b
     else:
         env.update(APP_B_DB_PATH=str(tmp_path / "app_b.sqlite3"), **DEV_SEED)
-    service = Service(str(copy), free_port(), env, log_path=str(tmp_path / "log")).start()
+    # app_a without an app_b is serving, though never ready.
+    service = Service(str(copy), free_port(), env, log_path=str(tmp_path / "log"),
+                      ready_path="/healthz" if app == "app_a" else "/readyz").start()
     try:
         expected = new.split('"')[1]
         assert expected not in requests.get(service.url + path, timeout=5).text

@@ -36,8 +36,10 @@ class AuthClient:
     the probes and /hello however slow app_b is; a call over the bound is refused at once."""
 
     def __init__(self, base_url, connect_timeout, read_timeout, max_calls):
-        self.path = urlsplit(base_url).path.rstrip("/") + "/auth"
+        base_path = urlsplit(base_url).path.rstrip("/")
+        self.path, self.health_path = base_path + "/auth", base_path + "/healthz"
         self.read_timeout = read_timeout
+        self.reached = False  # has app_b answered this worker yet (see reach)
         self._slots = threading.BoundedSemaphore(max_calls)
         self.pool = urllib3.connection_from_url(
             base_url, maxsize=max_calls, retries=False,
@@ -59,6 +61,17 @@ class AuthClient:
                 if attempt == 2:
                     raise
 
+    def reach(self):
+        """Whether app_b has answered this worker (a call, or its /healthz, which this asks until
+        it has); any HTTP answer counts (the path is open), and from then on the answer is yes."""
+        if not self.reached:
+            try:
+                self.pool.request("GET", self.health_path)
+            except HTTPError:
+                return False
+            self.reached = True
+        return True
+
     def check(self, token, request_id):
         """Ask app_b whether `token` is valid; never raises for upstream failures."""
         if not self._slots.acquire(blocking=False):
@@ -79,6 +92,7 @@ class AuthClient:
             return AuthResult(Outcome.TIMEOUT, detail=f"no answer within {self.read_timeout} s")
         except HTTPError as exc:  # answered with something other than HTTP, or hung up mid-answer
             return AuthResult(Outcome.BAD_GATEWAY, detail=str(exc)[:200])
+        self.reached = True
         if response.status in (400, 401):
             return AuthResult(Outcome.UNKNOWN_TOKEN)
         if response.status == 503:  # app_b is up but cannot answer (its database is away)

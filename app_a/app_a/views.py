@@ -97,6 +97,10 @@ def _jobs():
 
 @bp.get("/readyz")
 def readyz():
-    # Settings were validated at start-up; readiness deliberately ignores app_b so that an
-    # app_b outage does not pull every app_a pod out of its Service as well.
+    # Ready once app_b has answered this worker: a new pod's path to app_b can open seconds
+    # after the pod starts (network policy is applied asynchronously), and a request routed to
+    # it meanwhile would get a 503. From then on readiness ignores app_b, so that an app_b
+    # outage does not pull every app_a pod out of its Service as well (POST /jobs says 503).
+    if not current_app.extensions["auth_client"].reach():
+        return error(503, "auth service not reached yet", **RETRY_AFTER)
     return jsonify(status="ready")

@@ -15,6 +15,10 @@ class FakeAuth:
     def __init__(self):
         self.result = AuthResult(Outcome.OK, username="admin")
         self.calls = []
+        self.reached = True
+
+    def reach(self):
+        return self.reached
 
     def check(self, token, request_id):
         self.calls.append((token, request_id))

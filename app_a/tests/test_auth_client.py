@@ -1,3 +1,5 @@
+import http.server
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,6 +39,29 @@ def test_answers_other_than_a_username_are_classified(app_b_stub, status, body, 
 def test_nothing_listening_is_unavailable(closed_port):
     result = client_for(f"http://127.0.0.1:{closed_port}").check("mytoken", "rid")
     assert result.outcome is Outcome.UNAVAILABLE
+
+
+def test_reach_is_no_until_app_b_answers_and_yes_from_then_on(closed_port):
+    """Readiness (views.readyz): any HTTP answer of app_b counts (this server answers GET with
+    501); once reached, an app_b that is gone does not undo it."""
+    client = client_for(f"http://127.0.0.1:{closed_port}")
+    assert client.reach() is False and client.reach() is False
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", closed_port), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert client.reach() is True
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert client.reach() is True
+
+
+def test_an_answered_call_counts_as_reached(app_b_stub):
+    client = client_for(app_b_stub.url)
+    app_b_stub.handler.answer = (401, b'{"error": "unknown token"}')
+    client.check("not-a-token", "rid")
+    app_b_stub.shutdown()
+    assert client.reach() is True
 
 
 def test_a_slow_app_b_is_a_timeout_within_the_bound(app_b_stub):

@@ -106,6 +106,14 @@ def test_health_endpoints(client):
     assert client.get("/readyz").get_json() == {"status": "ready"}
 
 
+def test_not_ready_until_app_b_has_answered(client, fake_auth):
+    fake_auth.reached = False
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.get_json() == {"error": "auth service not reached yet"}
+    assert client.get("/healthz").status_code == 200  # alive all the same: no restart
+
+
 def test_unexpected_errors_are_500_without_a_stack_trace(client, fake_auth):
     def explode(token, request_id):
         raise RuntimeError("secret internals")

@@ -50,9 +50,9 @@ class Docker:
         self.created.append(("volume", name))
         return name
 
-    def start(self, image, port, *options, env=None, ready=True, host_network=False):
+    def start(self, image, port, *options, env=None, ready="/readyz", host_network=False):
         """Run `image` locked down with `port` published on a random 127.0.0.1 port, wait for
-        /readyz (unless not `ready`: something else will serve that port); env values travel
+        the path `ready` to answer 200 (unless None: something else will serve that port); env values travel
         through this process's environment, not the command line. `host_network`: share the
         host's network instead (to reach a server on its loopback), the service then listening
         on 127.0.0.1:`port` itself."""
@@ -66,7 +66,7 @@ class Docker:
         address = f"127.0.0.1:{port}" if host_network else self("port", name, f"{port}/tcp").stdout.split()[0]
         container = Container(self, name, f"http://{address}")
         if ready:
-            container.wait_ready()
+            container.wait_ready(path=ready)
         return container
 
     def join(self, container, image):
@@ -99,12 +99,12 @@ class Container:
         result = self.docker("logs", self.name, check=False)
         return result.stdout + result.stderr
 
-    def wait_ready(self, timeout=30.0):
+    def wait_ready(self, timeout=30.0, path="/readyz"):
         def ready():
             if not self.state()["Running"]:
                 raise AssertionError(f"{self.name} exited during start-up:\n{self.logs()}")
             try:
-                return requests.get(f"{self.url}/readyz", timeout=1).status_code == 200
+                return requests.get(self.url + path, timeout=1).status_code == 200
             except requests.RequestException:
                 return False
         assert poll(ready, timeout, interval=0.1), f"{self.name} not ready after {timeout} s:\n{self.logs()}"

@@ -72,8 +72,9 @@ class Services:
         self.db_path = str(tmp_path / "app_b.sqlite3")
         self.started = []
 
-    def _start(self, name, port, env):
-        service = Service(name, port, env, log_path=str(self.tmp_path / f"{name}.log"))
+    def _start(self, name, port, env, ready_path="/readyz"):
+        service = Service(name, port, env, log_path=str(self.tmp_path / f"{name}.log"),
+                          ready_path=ready_path)
         self.started.append(service)
         return service.start()
 
@@ -87,8 +88,9 @@ class Services:
         """`flask --app app_b tokens ARGS` on the database of the last app_b started."""
         return flask_cli(self.app_b_env, "tokens", *args)
 
-    def app_a(self, app_b_url, **env):
-        return self._start("app_a", free_port(), {"APP_B_URL": app_b_url, **env})
+    def app_a(self, app_b_url, ready_path="/readyz", **env):
+        """app_a, started once `ready_path` answers (/readyz: once it has reached app_b)."""
+        return self._start("app_a", free_port(), {"APP_B_URL": app_b_url, **env}, ready_path)
 
     def edge(self, app_a_url):
         """nginx with edge/nginx.conf in front of app_a's gunicorn at `app_a_url`."""
