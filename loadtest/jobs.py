@@ -108,6 +108,16 @@ def quit_once_counted(environment):
     environment.runner.quit()
 
 
+def reason(response):
+    """The answer's one-line reason (app_a's JSON `error`) as " (reason)", or "": a 503 for
+    app_a's bound on calls to app_b then reads differently from one for app_b being away."""
+    try:
+        error = json.loads(response.text).get("error")
+    except (TypeError, ValueError, AttributeError):  # no body, not JSON, not an object
+        return ""
+    return f" ({error[:100]})" if isinstance(error, str) else ""
+
+
 class JobsUser(FastHttpUser):
     # A stuck request fails after this long instead of stalling the run (ab's -s is 30 s).
     connection_timeout = 5.0
@@ -131,9 +141,9 @@ class JobsUser(FastHttpUser):
             if response.status_code == 0:  # no HTTP answer at all: say why (refused, timed out)
                 response.failure(f"no answer: {response.error}")
             elif valid and (response.status_code != 200 or response.text != JOBS_TEXT):
-                response.failure(f"want 200 and the job list, got {response.status_code}")
+                response.failure(f"want 200 and the job list, got {response.status_code}{reason(response)}")
             elif not valid and response.status_code != 401:
-                response.failure(f"want 401 for an unknown token, got {response.status_code}")
+                response.failure(f"want 401 for an unknown token, got {response.status_code}{reason(response)}")
             else:
                 response.success()
 

@@ -47,7 +47,7 @@ def test_app_b_down_fails_with_a_one_line_reason(services, tmp_path):
     assert result.returncode != 0
     assert summary["failures"] == 50 and not summary["passed"]
     assert "LOAD TEST FAILED: 50 of 50 requests failed" in result.stderr
-    assert "got 503" in result.stderr
+    assert "got 503 (auth service unavailable)" in result.stderr  # the reason, told apart
 
 
 def test_invalid_token_scenario_expects_401(stack, tmp_path):

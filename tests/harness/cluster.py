@@ -81,6 +81,13 @@ class Cluster:
                      ("-n", "kube-system", "logs", "-l", "k8s-app=kube-proxy", "--tail=100")):
             result = self.run("kubectl", *args, check=False, timeout=60)
             print(f"--- kubectl {' '.join(args)}\n{result.stdout}{result.stderr}")
+        # The last lines are mostly request lines; what went wrong earlier is a warning or worse.
+        for app in ("app-a", "app-b"):
+            result = self.run("kubectl", "-n", NAMESPACE, "logs", "-l", f"app.kubernetes.io/name={app}",
+                              "--all-containers", "--prefix", "--tail=-1", check=False, timeout=60)
+            problems = [line for line in result.stdout.splitlines()
+                        if '"level": "INFO"' not in line][-60:]
+            print(f"--- {app}: its last 60 log lines above INFO\n" + "\n".join(problems))
         # With packet counters: the REJECT rule that refused a connection shows a count.
         for command in (("nft", "list", "table", "ip", "kube-proxy"),
                         ("iptables-save", "-c", "-t", "filter"), ("ipset", "list")):
