@@ -108,14 +108,14 @@ def quit_once_counted(environment):
     environment.runner.quit()
 
 
-def reason(response):
-    """The answer's one-line reason (app_a's JSON `error`) as " (reason)", or "": a 503 for
+def answer(response):
+    """The status, with app_a's one-line reason (its JSON `error`) when it gave one: a 503 for
     app_a's bound on calls to app_b then reads differently from one for app_b being away."""
     try:
         error = json.loads(response.text).get("error")
     except (TypeError, ValueError, AttributeError):  # no body, not JSON, not an object
-        return ""
-    return f" ({error[:100]})" if isinstance(error, str) else ""
+        error = None
+    return f"{response.status_code} ({error[:100]})" if isinstance(error, str) else str(response.status_code)
 
 
 class JobsUser(FastHttpUser):
@@ -141,9 +141,9 @@ class JobsUser(FastHttpUser):
             if response.status_code == 0:  # no HTTP answer at all: say why (refused, timed out)
                 response.failure(f"no answer: {response.error}")
             elif valid and (response.status_code != 200 or response.text != JOBS_TEXT):
-                response.failure(f"want 200 and the job list, got {response.status_code}{reason(response)}")
+                response.failure(f"want 200 and the job list, got {answer(response)}")
             elif not valid and response.status_code != 401:
-                response.failure(f"want 401 for an unknown token, got {response.status_code}{reason(response)}")
+                response.failure(f"want 401 for an unknown token, got {answer(response)}")
             else:
                 response.success()
 
