@@ -318,8 +318,10 @@ def test_frozen_app_b_leaves_app_a_a_thread_for_its_probes(services):
         finally:
             stop.set()
     app_b.signal(signal.SIGCONT)
+    # Without a free thread a probe would wait for a frozen call's 2 s timeout; found at once, it
+    # takes milliseconds (0.145 s seen once, with this test's 32 client threads and a CI run on 2 cores).
     slowest = max(seconds for _, seconds in probes)
-    assert {status for status, _ in probes} == {200} and slowest < 0.1, f"slowest /healthz {slowest:.3f} s"
+    assert {status for status, _ in probes} == {200} and slowest < 0.5, f"slowest /healthz {slowest:.3f} s"
     assert {status for status, _, _ in answers} <= {503, 504}, answers
     busy = [(seconds, retry) for status, seconds, retry in answers if status == 503]
     assert busy and all(retry == "1" for _, retry in busy)
