@@ -69,10 +69,10 @@ def app_a_schema(request, services):
     # app_b's one token is made at run time: Hypothesis also tries the string constants of the
     # code it has loaded, the dev seed token among them, and did send it (a false failure).
     if request.param == "seed token":
-        app_b = services.app_b()
+        app_b, auth = services.app_b(), SEED_TOKEN
     else:
-        app_b = services.app_b(SEED_TOKEN=secrets.token_urlsafe(32))
-    return schema_of(services.app_a(app_b.url), **(SEED_TOKEN if request.param == "seed token" else {}))
+        app_b, auth = services.app_b(SEED_TOKEN=secrets.token_urlsafe(32)), {}
+    return schema_of(services.app_a(app_b.url), **auth)
 
 
 @pytest.fixture
