@@ -174,6 +174,23 @@ def test_hundreds_of_concurrent_valid_requests_are_served_or_told_when_to_retry(
                for reply in refused), refused[:3]
 
 
+def test_more_kept_connections_than_call_slots_on_one_worker_are_all_served(services):
+    """The cluster suite's Locust through nginx: keep-alive connections stay with the worker that
+    accepted them, so one worker can have more requests at once (8 here) than calls to app_b
+    (6); with app_b answering, the extra ones wait milliseconds for a slot instead of a 503."""
+    app_b = services.app_b()
+    app_a = services.app_a(app_b.url, GUNICORN_WORKERS="1")
+
+    def client(_):
+        with requests.Session() as session:
+            return [session.post(f"{app_a.url}/jobs", headers={"Authorization": "mytoken"},
+                                 timeout=10).status_code for _ in range(100)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = [status for statuses in pool.map(client, range(8)) for status in statuses]
+    assert statuses == [200] * 800, {status: statuses.count(status) for status in set(statuses)}
+
+
 def test_workers_racing_on_a_fresh_database_leave_one_schema(services):
     app_b = services.app_b(GUNICORN_WORKERS="4")
     assert requests.post(f"{app_b.url}/auth", data={"token": "mytoken"}, timeout=5).json() == \

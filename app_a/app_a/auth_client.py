@@ -8,6 +8,7 @@ in-cluster peer.
 """
 import enum
 import threading
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -33,13 +34,21 @@ class AuthResult:
 
 class AuthClient:
     """At most `max_calls` calls at once per worker: the worker's other threads stay free for
-    the probes and /hello however slow app_b is; a call over the bound is refused at once."""
+    the probes and /hello however slow app_b is.
 
-    def __init__(self, base_url, connect_timeout, read_timeout, max_calls):
+    A call over the bound waits up to `slot_wait` seconds for a slot, but only while app_b keeps
+    answering (its last answer is at most `slot_wait` old): then a slot frees in milliseconds,
+    and a worker can be sent more requests at once than it has slots (nginx's keep-alive
+    connections stay with the worker that accepted them). A slow or frozen app_b answers nobody,
+    and the call is refused at once: a waiting request holds a thread just as a stuck call does."""
+
+    def __init__(self, base_url, connect_timeout, read_timeout, max_calls, slot_wait=0.25):
         base_path = urlsplit(base_url).path.rstrip("/")
         self.path, self.health_path = base_path + "/auth", base_path + "/healthz"
         self.read_timeout = read_timeout
         self.reached = False  # has app_b answered this worker yet (see reach)
+        self.slot_wait = slot_wait
+        self.last_answer = float("-inf")  # time.monotonic() of app_b's last answer to a call
         self._slots = threading.BoundedSemaphore(max_calls)
         self.pool = urllib3.connection_from_url(
             base_url, maxsize=max_calls, retries=False,
@@ -74,12 +83,19 @@ class AuthClient:
 
     def check(self, token, request_id):
         """Ask app_b whether `token` is valid; never raises for upstream failures."""
-        if not self._slots.acquire(blocking=False):
+        if not self._take_slot():
             return AuthResult(Outcome.BUSY, detail="every auth call slot in use")
         try:
             return self._check(token, request_id)
         finally:
             self._slots.release()
+
+    def _take_slot(self):
+        if self._slots.acquire(blocking=False):
+            return True
+        if time.monotonic() - self.last_answer > self.slot_wait:
+            return False
+        return self._slots.acquire(timeout=self.slot_wait)
 
     def _check(self, token, request_id):
         try:
@@ -92,7 +108,7 @@ class AuthClient:
             return AuthResult(Outcome.TIMEOUT, detail=f"no answer within {self.read_timeout} s")
         except HTTPError as exc:  # answered with something other than HTTP, or hung up mid-answer
             return AuthResult(Outcome.BAD_GATEWAY, detail=str(exc)[:200])
-        self.reached = True
+        self.reached, self.last_answer = True, time.monotonic()
         if response.status in (400, 401):
             return AuthResult(Outcome.UNKNOWN_TOKEN)
         if response.status == 503:  # app_b is up but cannot answer (its database is away)

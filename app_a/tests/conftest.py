@@ -43,7 +43,8 @@ def client(app):
 
 
 class ScriptedAppB(http.server.BaseHTTPRequestHandler):
-    """A stand-in app_b on loopback whose answer each test sets: (status, body, delay event)."""
+    """A stand-in app_b on loopback whose answer each test sets: (status, body); status None
+    hangs without answering, "hold" answers 200 with the body once the server's `held` is set."""
 
     protocol_version = "HTTP/1.1"
     answer = (200, json.dumps({"username": "admin"}).encode())
@@ -58,6 +59,9 @@ class ScriptedAppB(http.server.BaseHTTPRequestHandler):
         if status is None:  # hang: never answer, until the server shuts down
             self.server.release.wait(10)
             return
+        if status == "hold":
+            self.server.held.wait(10)
+            status = 200
         if status == "raw":  # not HTTP at all
             self.wfile.write(payload)
             self.close_connection = True
@@ -75,7 +79,7 @@ class ScriptedAppB(http.server.BaseHTTPRequestHandler):
 def app_b_stub():
     handler = type("Handler", (ScriptedAppB,), {"seen": [], "client_ports": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.release = threading.Event()
+    server.release, server.held = threading.Event(), threading.Event()
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -83,6 +87,7 @@ def app_b_stub():
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield server
     server.release.set()
+    server.held.set()
     server.shutdown()
     server.server_close()
 

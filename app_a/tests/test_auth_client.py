@@ -9,8 +9,9 @@ from app_a.auth_client import AuthClient, Outcome
 from harness.stack import poll
 
 
-def client_for(url, read_timeout=2.0):
-    return AuthClient(url, connect_timeout=0.5, read_timeout=read_timeout, max_calls=2)
+def client_for(url, read_timeout=2.0, slot_wait=0.25):
+    return AuthClient(url, connect_timeout=0.5, read_timeout=read_timeout, max_calls=2,
+                      slot_wait=slot_wait)
 
 
 def test_valid_token_returns_the_username_and_sends_the_request_id(app_b_stub):
@@ -75,17 +76,34 @@ def test_a_slow_app_b_is_a_timeout_within_the_bound(app_b_stub):
 
 def test_calls_over_the_bound_are_refused_at_once_and_slots_come_back(app_b_stub):
     healthy = app_b_stub.handler.answer
-    app_b_stub.handler.answer = (None, b"")  # app_b hangs: both slots stay taken
-    client = client_for(app_b_stub.url, read_timeout=1.0)
+    client = client_for(app_b_stub.url, read_timeout=1.0, slot_wait=0.2)
+    assert client.check("mytoken", "rid").outcome is Outcome.OK  # app_b answered, once
+    app_b_stub.handler.answer = (None, b"")  # then hangs: both slots stay taken
     with ThreadPoolExecutor(max_workers=2) as pool:
         hanging = [pool.submit(client.check, "mytoken", "rid") for _ in range(2)]
-        assert poll(lambda: len(app_b_stub.handler.seen) == 2, 5)
+        assert poll(lambda: len(app_b_stub.handler.seen) == 3, 5)
+        # Its last answer older than the wait: app_b is not keeping up, so nothing waits.
+        assert poll(lambda: time.monotonic() - client.last_answer > client.slot_wait, 5)
         started = time.monotonic()
         refused = client.check("mytoken", "rid")
         assert refused.outcome is Outcome.BUSY and time.monotonic() - started < 0.1
         assert [call.result().outcome for call in hanging] == [Outcome.TIMEOUT] * 2
     app_b_stub.handler.answer = healthy
     assert client.check("mytoken", "rid").outcome is Outcome.OK  # the slots were released
+
+
+def test_a_call_over_the_bound_waits_for_a_slot_while_app_b_keeps_answering(app_b_stub):
+    """The cluster suite's case: a worker sent more requests at once than it has slots (nginx's
+    keep-alive connections stay with one worker) while app_b answers in milliseconds."""
+    client = client_for(app_b_stub.url, slot_wait=5)
+    assert client.check("mytoken", "rid").outcome is Outcome.OK
+    app_b_stub.handler.answer = ("hold", app_b_stub.handler.answer[1])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        held = [pool.submit(client.check, "mytoken", "rid") for _ in range(2)]
+        assert poll(lambda: len(app_b_stub.handler.seen) == 3, 5)
+        threading.Timer(0.3, app_b_stub.held.set).start()  # app_b answers the two while the third waits
+        assert client.check("mytoken", "rid").outcome is Outcome.OK
+        assert [call.result().outcome for call in held] == [Outcome.OK] * 2
 
 
 def test_connections_are_reused(app_b_stub):
