@@ -40,6 +40,15 @@ class RedactRefusedRequests(logging.Filter):
 
 
 WORKER_CLASSES = ("gthread", "sync")
+# What the master stops workers with. A new worker runs the master's handlers until gunicorn
+# installs its own, and those only queue the signal for the master's loop: one that arrived then
+# was lost, and shutdown waited for SIGKILL. Blocked from just before the fork until the worker
+# has booted, such a signal waits and then reaches the worker's own handler.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGQUIT, signal.SIGINT}
+
+
+def _unblock_stop_signals():
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def settings(service, default_port, default_host="0.0.0.0", default_worker_class="gthread"):
@@ -91,12 +100,13 @@ def settings(service, default_port, default_host="0.0.0.0", default_worker_class
         os.makedirs(metrics_dir, exist_ok=True)
         for stale in glob.glob(os.path.join(metrics_dir, "*.db")):
             os.remove(stale)
+        # The master's own stop signals wait only while it forks (the parent's side of pre_fork).
+        os.register_at_fork(after_in_parent=_unblock_stop_signals)
+
+    def pre_fork(server, worker):
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
     def post_fork(server, worker):
-        # Until the worker installs its own handlers it runs the master's, which only queue the
-        # signal for the master's loop: a SIGTERM in that window was lost and shutdown stalled
-        # until SIGKILL (seen in 2 of 20 quick start/stop cycles). Plain termination is right there.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if reload:
             # The master imported the service (to check the config above); a worker forked from
             # it would keep serving that copy however often the reloader restarts it. Forget it
@@ -109,6 +119,7 @@ def settings(service, default_port, default_host="0.0.0.0", default_worker_class
     def post_worker_init(worker):
         # gunicorn logs a worker's fork, not the end of its boot (imports, database set-up).
         worker.log.info("Worker ready (pid: %s)", worker.pid)
+        _unblock_stop_signals()  # its own handlers are in place
 
     def child_exit(server, worker):
         # A dead worker's requests still count, but it no longer has any in flight.
@@ -137,7 +148,8 @@ def settings(service, default_port, default_host="0.0.0.0", default_worker_class
         # would repeat it.
         "accesslog": None, "logger_class": Logger,
         "logconfig_dict": _log_config(config.log_level),
-        "on_starting": on_starting, "post_fork": post_fork, "post_worker_init": post_worker_init,
+        "on_starting": on_starting, "pre_fork": pre_fork, "post_fork": post_fork,
+        "post_worker_init": post_worker_init,
         "child_exit": child_exit, "on_exit": on_exit,
     }
 

@@ -102,8 +102,8 @@ def test_app_a_and_app_b_end_to_end_on_a_docker_network(engine, images, token):
 @pytest.mark.docker
 @pytest.mark.slow
 def test_sigterm_stops_the_container_quickly_and_cleanly(engine, images, token, service):
-    # One worker: once it answers it has booted. (A SIGTERM that reaches gunicorn while a worker
-    # is still booting can still be lost, rarely; see README "Known issues".)
+    # One worker: once it answers it has booted, so this stops a running server (a worker
+    # still booting is tests/test_stack.py's).
     # app_a alone: serving (/healthz), though never ready without an app_b to reach.
     options, env, ready = [], {"APP_B_URL": "http://app-b:5001", "GUNICORN_WORKERS": "1"}, "/healthz"
     if service == "app_b":

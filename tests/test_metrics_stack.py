@@ -134,8 +134,7 @@ def test_the_servers_own_samples_directory_is_removed_on_exit(services):
     # A new directory of its own, for its user alone, not a name another user could guess.
     [directory] = Path(tempfile.gettempdir()).glob(f"app_b-metrics-{app_b.proc.pid}-*")
     assert directory.stat().st_mode & 0o777 == 0o700
-    # Each worker writes files named after its pid once its app is loaded. Waiting for both also
-    # keeps SIGTERM out of a booting worker, which gunicorn would leave running.
+    # Each worker writes files named after its pid once its app is loaded: both have booted.
     assert poll(lambda: len({path.stem.rsplit("_", 1)[1] for path in directory.glob("*.db")}) == 2, 15)
     assert app_b.stop() == 0
     assert not directory.exists()
