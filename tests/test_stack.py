@@ -231,11 +231,11 @@ def test_sigterm_while_a_worker_is_being_forked_still_stops_it(tmp_path):
             time.sleep(1)  # the worker, stalled between the fork and its own signal handlers
             _post_fork(server, worker)
     """))
-    env = {**os.environ, "PYTHONPATH": REPO, "HOST": "127.0.0.1", "PORT": str(free_port()),
-           "APP_B_DB_PATH": str(tmp_path / "auth.sqlite3"), **DEV_SEED,
-           "GUNICORN_WORKERS": "1", "GUNICORN_GRACEFUL_TIMEOUT": "10"}
+    # The harness's environment for app_b; started here, since it must not wait to be ready.
+    app_b = Service("app_b", free_port(), {"APP_B_DB_PATH": str(tmp_path / "auth.sqlite3"), **DEV_SEED,
+                                           "GUNICORN_WORKERS": "1", "GUNICORN_GRACEFUL_TIMEOUT": "10"})
     master = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(tmp_path / "gunicorn.conf.py"),
-                               "wsgi:app"], cwd=Path(REPO, "app_b"), env=env, stdout=subprocess.PIPE,
+                               "wsgi:app"], cwd=Path(REPO, "app_b"), env=app_b.env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
     try:
         children = Path(f"/proc/{master.pid}/task/{master.pid}/children")
