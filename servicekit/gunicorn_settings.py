@@ -14,6 +14,8 @@ import tempfile
 
 from gunicorn import glogging
 
+from . import logbatch
+
 # gunicorn quotes the offending text when it refuses a request ("Invalid HTTP Header:
 # 'Authorization <token>'"); a client's mistake must not put its credentials in the log. All
 # from the first quote on goes: the quoted text may itself contain quotes.
@@ -120,6 +122,12 @@ def settings(service, default_port, default_host="0.0.0.0", default_worker_class
         # gunicorn logs a worker's fork, not the end of its boot (imports, database set-up).
         worker.log.info("Worker ready (pid: %s)", worker.pid)
         _unblock_stop_signals()  # its own handlers are in place
+        for handler in logbatch.batching_handlers():
+            handler.start_batching()
+
+    def worker_exit(server, worker):
+        for handler in logbatch.batching_handlers():
+            handler.stop_batching()
 
     def child_exit(server, worker):
         # A dead worker's requests still count, but it no longer has any in flight.
@@ -149,7 +157,7 @@ def settings(service, default_port, default_host="0.0.0.0", default_worker_class
         "accesslog": None, "logger_class": Logger,
         "logconfig_dict": _log_config(config.log_level),
         "on_starting": on_starting, "pre_fork": pre_fork, "post_fork": post_fork,
-        "post_worker_init": post_worker_init,
+        "post_worker_init": post_worker_init, "worker_exit": worker_exit,
         "child_exit": child_exit, "on_exit": on_exit,
     }
 
@@ -160,7 +168,8 @@ def _log_config(level):
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "servicekit.jsonlog.JsonFormatter"}},
         "filters": {"redact": {"()": RedactRefusedRequests}},
-        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
+        # A worker's request lines are written in batches (servicekit/logbatch.py).
+        "handlers": {"stdout": {"()": "servicekit.logbatch.BatchingStreamHandler", "formatter": "json",
                                 "stream": "ext://sys.stdout"}},
         "root": {"level": level, "handlers": ["stdout"]},
         # Refused requests are gunicorn's to log: the filter sits there, off the request log's path.

@@ -6,7 +6,7 @@ on the WSGI environ and the header list directly, where hooks pay for Flask's di
 werkzeug's context proxies on every request (profiled: most of what the plumbing cost).
 """
 import logging
-import os
+import random
 import re
 import time
 
@@ -49,8 +49,10 @@ class RequestPlumbing:
     def __call__(self, environ, start_response):
         started = time.perf_counter()
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        # A new id is 128 random bits in hex, like uuid4().hex, for a fifth of its CPU.
-        rid = incoming if REQUEST_ID.fullmatch(incoming) else os.urandom(16).hex()
+        # A new id is 128 random bits in hex, like uuid4().hex. An id must be unique, not secret:
+        # os.urandom (uuid4's source) is a system call that hands the GIL to another thread on
+        # every request; `random` needs none, and is reseeded in each forked worker.
+        rid = incoming if REQUEST_ID.fullmatch(incoming) else f"{random.getrandbits(128):032x}"
         fields = {}
         environ[_REQUEST_ID_KEY], environ[_LOG_FIELDS_KEY] = rid, fields
         answer = []  # (status, route template), learnt when the app starts its response

@@ -83,7 +83,8 @@ def test_request_id_is_passed_through_or_made(edge, services):
     made = requests.get(f"{edge.url}/hello", timeout=5)
     assert given.headers["X-Request-ID"] == "edge-test-1"
     assert len(made.headers["X-Request-ID"]) == 32  # nginx's $request_id
-    assert made.headers["X-Request-ID"] in services.logs("app_a")  # one id, both sides
+    made_id = made.headers["X-Request-ID"]
+    assert made_id in services.logs_with("app_a", made_id)  # one id, both sides
 
 
 def test_over_the_per_client_limits_is_429_with_retry_after(edge):

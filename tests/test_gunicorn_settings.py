@@ -1,6 +1,10 @@
 """The shared gunicorn settings (servicekit/gunicorn_settings.py) as gunicorn reads them."""
+import logging.config
+import os
 import subprocess
 import sys
+import threading
+import types
 
 import pytest
 from gunicorn.config import Config
@@ -31,6 +35,30 @@ def test_no_access_log_fields_are_gathered_per_request(env):
         config.set(key, value)
     logger = config.logger_class(config)
     logger.access(Untouchable(), Untouchable(), {}, 0.001)
+
+
+@pytest.fixture
+def logging_restored():
+    """Whatever a test configures, the loggers it touches are as before afterwards."""
+    loggers = [logging.getLogger(), logging.getLogger("gunicorn.error")]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate, lg.filters[:]) for lg in loggers]
+    yield
+    for lg, handlers, level, propagate, filters in saved:
+        lg.handlers[:], lg.level, lg.propagate, lg.filters[:] = handlers, level, propagate, filters
+
+
+def test_a_booted_worker_writes_its_log_in_batches_until_it_exits(env, logging_restored):
+    hooks = settings("app_b", 5001)
+    logging.config.dictConfig(hooks["logconfig_dict"])
+    worker = types.SimpleNamespace(pid=os.getpid(), log=logging.getLogger("gunicorn.error"))
+    before = set(threading.enumerate())
+    try:
+        hooks["post_worker_init"](worker)
+        [flusher] = set(threading.enumerate()) - before
+        assert flusher.name == "log-flusher"
+    finally:
+        hooks["worker_exit"](None, worker)
+    assert not flusher.is_alive()
 
 
 @pytest.mark.parametrize("value", ["gthread", "sync"])

@@ -52,9 +52,10 @@ def test_valid_token_end_to_end(stack, services):
     assert as_json.json() == {"jobs": [{"title": "Devops", "description": "Awesome"}]}
     assert requests.get(f"{app_a.url}/hello", timeout=5).text == "Hello there\n"
     # The request id crossed the hop: app_b logged the id the caller chose.
-    assert '"request_id": "e2e-42"' in services.logs("app_b")
+    assert '"request_id": "e2e-42"' in services.logs_with("app_b", "e2e-42")
     # One JSON object per line; app_a's request line carries the outcome of the call to app_b.
-    lines = [json.loads(line) for line in services.logs("app_a").splitlines() if '"e2e-42"' in line]
+    lines = [json.loads(line) for line in services.logs_with("app_a", "e2e-42").splitlines()
+             if '"e2e-42"' in line]
     assert [(line["message"], line["method"], line["path"], line["status"], line["auth"])
             for line in lines] == [("request", "POST", "/jobs", 200, "ok")]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", lines[0]["time"])
@@ -214,6 +215,17 @@ def test_sigterm_stops_gracefully(services):
     started = time.monotonic()
     assert app_b.stop(timeout=8) == 0
     assert time.monotonic() - started < 5
+
+
+def test_a_stop_straight_after_requests_leaves_every_request_line_written(stack, services):
+    # Workers write request lines in batches; a graceful stop writes the last one out.
+    app_a, app_b = stack
+    ids = [f"last-{n}" for n in range(40)]
+    assert [post_jobs(app_a, headers={"X-Request-ID": rid}).status_code for rid in ids] == [200] * 40
+    assert app_a.stop() == 0 and app_b.stop() == 0
+    for name in ("app_a", "app_b"):
+        logged = re.findall(r'"request_id": "(last-\d+)"', services.logs(name))
+        assert sorted(logged) == sorted(ids), name
 
 
 def test_sigterm_while_a_worker_is_being_forked_still_stops_it(tmp_path):

@@ -103,6 +103,11 @@ class Services:
         path = self.tmp_path / f"{name}.log"
         return path.read_text() if path.exists() else ""
 
+    def logs_with(self, name, text, timeout=5):
+        """`name`'s log once it contains `text`: a worker writes its request lines in batches,
+        within a fraction of a second (servicekit/logbatch.py)."""
+        return poll(lambda: text in self.logs(name) and self.logs(name), timeout) or self.logs(name)
+
     def stop_all(self):
         for service in reversed(self.started):
             service.stop()
