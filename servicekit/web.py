@@ -50,8 +50,8 @@ class RequestPlumbing:
         started = time.perf_counter()
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
         # A new id is 128 random bits in hex, like uuid4().hex. An id must be unique, not secret:
-        # os.urandom (uuid4's source) is a system call that hands the GIL to another thread on
-        # every request; `random` needs none, and is reseeded in each forked worker.
+        # os.urandom (uuid4's source) is a system call, made with the GIL released; `random`
+        # needs none, and is reseeded in each forked worker.
         rid = incoming if REQUEST_ID.fullmatch(incoming) else f"{random.getrandbits(128):032x}"
         fields = {}
         environ[_REQUEST_ID_KEY], environ[_LOG_FIELDS_KEY] = rid, fields

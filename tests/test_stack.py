@@ -217,6 +217,17 @@ def test_sigterm_stops_gracefully(services):
     assert time.monotonic() - started < 5
 
 
+def test_new_request_ids_are_unique_across_workers(services):
+    # Ids come from `random`, which every forked worker must reseed: else each worker would
+    # hand out the same sequence.
+    app_a = services.app_a(services.app_b().url, GUNICORN_WORKERS="4")
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: post_jobs(app_a), range(200)))
+    ids = [answer.headers["X-Request-ID"] for answer in answers]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", rid) for rid in ids), ids[:5]
+    assert len(set(ids)) == 200
+
+
 def test_a_stop_straight_after_requests_leaves_every_request_line_written(stack, services):
     # Workers write request lines in batches; a graceful stop writes the last one out.
     app_a, app_b = stack
