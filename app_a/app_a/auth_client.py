@@ -37,7 +37,8 @@ class AuthClient:
     the probes and /hello however slow app_b is.
 
     A call over the bound waits up to `slot_wait` seconds for a slot, but only while app_b keeps
-    answering (its last answer is at most `slot_wait` old): then a slot frees in milliseconds,
+    answering (its last answer is at most `slot_wait` old; until it first answers, the worker's
+    first call counts as one, so a new pod's first burst waits too): then a slot frees in milliseconds,
     and a worker can be sent more requests at once than it has slots (nginx's keep-alive
     connections stay with the worker that accepted them). A slow or frozen app_b answers nobody,
     and the call is refused at once: a waiting request holds a thread just as a stuck call does."""
@@ -48,7 +49,7 @@ class AuthClient:
         self.read_timeout = read_timeout
         self.reached = False  # has app_b answered this worker yet (see reach)
         self.slot_wait = slot_wait
-        self.last_answer = float("-inf")  # time.monotonic() of app_b's last answer to a call
+        self.last_answer = None  # time.monotonic() of app_b's last answer to a call
         self._slots = threading.BoundedSemaphore(max_calls)
         self.pool = urllib3.connection_from_url(
             base_url, maxsize=max_calls, retries=False,
@@ -91,6 +92,8 @@ class AuthClient:
             self._slots.release()
 
     def _take_slot(self):
+        if self.last_answer is None:
+            self.last_answer = time.monotonic()
         if self._slots.acquire(blocking=False):
             return True
         if time.monotonic() - self.last_answer > self.slot_wait:

@@ -106,6 +106,32 @@ def test_a_call_over_the_bound_waits_for_a_slot_while_app_b_keeps_answering(app_
         assert [call.result().outcome for call in held] == [Outcome.OK] * 2
 
 
+def test_a_new_workers_first_burst_over_the_bound_waits_too(app_b_stub):
+    """No call answered yet (a pod just became ready, a burst arrives): the calls over the bound
+    wait as they would behind a recent answer, instead of a 503 for a silence never observed."""
+    client = client_for(app_b_stub.url, slot_wait=5)
+    app_b_stub.handler.answer = ("hold", app_b_stub.handler.answer[1])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        held = [pool.submit(client.check, "mytoken", "rid") for _ in range(2)]
+        assert poll(lambda: len(app_b_stub.handler.seen) == 2, 5)
+        threading.Timer(0.3, app_b_stub.held.set).start()
+        assert client.check("mytoken", "rid").outcome is Outcome.OK
+        assert [call.result().outcome for call in held] == [Outcome.OK] * 2
+
+
+def test_an_app_b_silent_from_the_first_call_is_refused_at_once_after_the_wait(app_b_stub):
+    client = client_for(app_b_stub.url, read_timeout=1.0, slot_wait=0.2)
+    app_b_stub.handler.answer = (None, b"")  # hangs from the start: both slots stay taken
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        hanging = [pool.submit(client.check, "mytoken", "rid") for _ in range(2)]
+        assert poll(lambda: len(app_b_stub.handler.seen) == 2, 5)
+        assert poll(lambda: time.monotonic() - client.last_answer > client.slot_wait, 5)
+        started = time.monotonic()
+        assert client.check("mytoken", "rid").outcome is Outcome.BUSY
+        assert time.monotonic() - started < 0.1
+        assert [call.result().outcome for call in hanging] == [Outcome.TIMEOUT] * 2
+
+
 def test_connections_are_reused(app_b_stub):
     client = client_for(app_b_stub.url)
     for _ in range(5):
