@@ -13,7 +13,7 @@ def log(tmp_path):
     """A logger writing through a BatchingStreamHandler to a file; yields (logger, handler,
     a function returning what has reached the file so far)."""
     path = tmp_path / "log"
-    stream = open(path, "w", buffering=64 * 1024)  # block-buffered, as stdout is into a pipe
+    stream = open(path, "w", buffering=1)  # line-buffered: every line its own write unless batched
     handler = BatchingStreamHandler(stream, interval=0.2)
     logger = logging.Logger("batch-test")
     logger.addHandler(handler)
@@ -55,3 +55,20 @@ def test_stopping_writes_what_is_buffered_and_ends_the_thread(log):
     assert written() == "last request\n" and not flusher.is_alive()
     logger.info("after")  # unbatched again
     assert written() == "last request\nafter\n"
+
+
+def test_a_full_batch_is_written_without_waiting_for_the_interval(tmp_path):
+    path = tmp_path / "log"
+    with open(path, "w", buffering=1) as stream:
+        handler = BatchingStreamHandler(stream, interval=60, max_bytes=100)
+        logger = logging.Logger("batch-test")
+        logger.addHandler(handler)
+        handler.start_batching()
+        try:
+            for _ in range(9):
+                logger.info("x" * 9)  # 10 bytes a line
+            assert path.read_text() == ""
+            logger.info("x" * 9)
+            assert path.read_text() == ("x" * 9 + "\n") * 10
+        finally:
+            handler.stop_batching()
