@@ -49,7 +49,8 @@ class AuthClient:
         self.read_timeout = read_timeout
         self.reached = False  # has app_b answered this worker yet (see reach)
         self.slot_wait = slot_wait
-        self.last_answer = None  # time.monotonic() of app_b's last answer to a call
+        # time.monotonic() of app_b's last answer to a call (until its first, of the first call)
+        self.last_answer = None
         self._slots = threading.BoundedSemaphore(max_calls)
         self.pool = urllib3.connection_from_url(
             base_url, maxsize=max_calls, retries=False,
