@@ -10,8 +10,8 @@ import random
 import re
 import time
 
-from flask import abort, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import current_app, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 # Only ids that are safe to echo into headers and logs are kept; anything else is replaced.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -75,10 +75,38 @@ class RequestPlumbing:
                 self.metrics.in_flight.dec()
                 self.metrics.observe(route, status, seconds)
             if self.logger.isEnabledFor(logging.INFO):
-                self.logger.info("request", extra={
+                # Made here and handed over: logger.info would check the level again and look
+                # through `extra` for names clashing with the record's (12k instructions a line).
+                record = self.logger.makeRecord(self.logger.name, logging.INFO, "", 0, "request", (), None)
+                record.__dict__.update({
                     "request_id": rid, "method": environ.get("REQUEST_METHOD"),
                     "path": _path(environ), "status": status, **fields,
                     "duration_ms": round(seconds * 1000, 2)})
+                self.logger.handle(record)
+
+
+class BodyLimit:
+    """Wraps a Flask app's WSGI app: a request that declares a body over MAX_CONTENT_LENGTH is
+    refused (413) before the view runs, since a route that never reads the body would never
+    notice it. Read from the WSGI environ: a before_request hook doing the same cost 41k
+    instructions per request (callgrind), a fifth of what the plumbing added to app_b."""
+
+    def __init__(self, app):
+        self.app, self.wsgi_app, self.max_body = app, app.wsgi_app, app.config["MAX_CONTENT_LENGTH"]
+
+    def __call__(self, environ, start_response):
+        if _declared_length(environ) <= self.max_body:
+            return self.wsgi_app(environ, start_response)
+        # Rendered as any other error, by the app's handler, with the route matched (metrics).
+        with self.app.request_context(environ):
+            response = self.app.make_response(self.app.handle_user_exception(RequestEntityTooLarge()))
+            return response(environ, start_response)
+
+
+def _declared_length(environ):
+    # As request.content_length reads it: digits only, else no declared length.
+    value = environ.get("CONTENT_LENGTH", "")
+    return int(value) if value.isascii() and value.isdigit() else 0
 
 
 def _route(environ):
@@ -91,12 +119,6 @@ def _path(environ):
     # What request.path gives: WSGI hands the path over as latin-1 text of the raw bytes.
     path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
     return "/" + path.lstrip("/")
-
-
-def _refuse_large_body():
-    # Refuse a large body up front: a route that never reads it would never notice it.
-    if (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]:
-        abort(413)
 
 
 def _http_error(exc):
@@ -116,7 +138,6 @@ def _crash(exc):
 
 def install(app, metrics=None):
     """Request ids, the request log line, the HTTP metrics (with `metrics`), JSON errors."""
-    app.wsgi_app = RequestPlumbing(app.wsgi_app, logging.getLogger(app.name), metrics)
-    app.before_request(_refuse_large_body)
+    app.wsgi_app = RequestPlumbing(BodyLimit(app), logging.getLogger(app.name), metrics)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _crash)
