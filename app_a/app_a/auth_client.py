@@ -7,6 +7,7 @@ nothing here (no cookies, redirects, proxies or auth). Pools ignore HTTP(S)_PROX
 in-cluster peer.
 """
 import enum
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -59,10 +60,13 @@ class AuthClient:
     def _post(self, token, request_id):
         # A pooled connection that app_b closed (restart, idle timeout) fails on first use:
         # one retry on a fresh connection, but never after a timeout (that would double it).
+        # urlopen with the body and headers made here: request(json=...) builds them through
+        # urllib3's generic encoding layer, 5 % of app_a's instructions per request (callgrind).
+        body = json.dumps({"token": token}, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "X-Request-ID": request_id}
         for attempt in (1, 2):
             try:
-                return self.pool.request("POST", self.path, json={"token": token},
-                                         headers={"X-Request-ID": request_id})
+                return self.pool.urlopen("POST", self.path, body=body, headers=headers)
             except NewConnectionError:  # a subclass of ConnectTimeoutError, but no timeout
                 if attempt == 2:
                     raise
