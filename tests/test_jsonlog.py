@@ -50,3 +50,16 @@ def test_a_field_json_cannot_encode_is_logged_as_its_text():
     line = json.loads(JsonFormatter().format(record(peer=("127.0.0.1", 5000), path=b"/x", obj=object())))
     assert line["peer"] == ["127.0.0.1", 5000] and line["path"] == "b'/x'"
     assert line["obj"].startswith("<object object")
+
+
+def test_a_line_is_compact_and_keeps_text_other_than_ascii_as_it_is():
+    text = JsonFormatter().format(record(path="/café", status=404))
+    assert text.endswith('"message":"request","path":"/café","status":404}')
+
+
+def test_a_line_with_what_orjson_refuses_is_still_written_whole():
+    # orjson refuses integers over 64 bits and lone surrogates: the standard library writes them.
+    text = JsonFormatter().format(record(bytes_seen=2**70, token="\ud800x"))
+    line = json.loads(text)
+    assert (line["bytes_seen"], line["token"], line["message"]) == (2**70, "\ud800x", "request")
+    assert text.isascii() and '"message":"request"' in text  # same separators as every line

@@ -52,7 +52,7 @@ def test_valid_token_end_to_end(stack, services):
     assert as_json.json() == {"jobs": [{"title": "Devops", "description": "Awesome"}]}
     assert requests.get(f"{app_a.url}/hello", timeout=5).text == "Hello there\n"
     # The request id crossed the hop: app_b logged the id the caller chose.
-    assert '"request_id": "e2e-42"' in services.logs_with("app_b", "e2e-42")
+    assert '"request_id":"e2e-42"' in services.logs_with("app_b", "e2e-42")
     # One JSON object per line; app_a's request line carries the outcome of the call to app_b.
     lines = [json.loads(line) for line in services.logs_with("app_a", "e2e-42").splitlines()
              if '"e2e-42"' in line]
@@ -235,7 +235,7 @@ def test_a_stop_straight_after_requests_leaves_every_request_line_written(stack,
     assert [post_jobs(app_a, headers={"X-Request-ID": rid}).status_code for rid in ids] == [200] * 40
     assert app_a.stop() == 0 and app_b.stop() == 0
     for name in ("app_a", "app_b"):
-        logged = re.findall(r'"request_id": "(last-\d+)"', services.logs(name))
+        logged = re.findall(r'"request_id":"(last-\d+)"', services.logs(name))
         assert sorted(logged) == sorted(ids), name
 
 

@@ -86,7 +86,7 @@ class Cluster:
             result = self.run("kubectl", "-n", NAMESPACE, "logs", "-l", f"app.kubernetes.io/name={app}",
                               "--all-containers", "--prefix", "--tail=-1", check=False, timeout=60)
             problems = [line for line in result.stdout.splitlines()
-                        if '"level": "INFO"' not in line][-60:]
+                        if '"level":"INFO"' not in line][-60:]
             print(f"--- {app}: its last 60 log lines above INFO\n" + "\n".join(problems))
         # With packet counters: the REJECT rule that refused a connection shows a count.
         for command in (("nft", "list", "table", "ip", "kube-proxy"),
