@@ -12,10 +12,10 @@ export PATH := $(BIN):$(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help run run-edge test lint tools docker base-image lock upgrade loadtest bench tokens \
         loadtest-cluster node-image cluster cluster-delete e2e run-app build-task scan-images \
-        deploy-task dev
+        deploy-task dev bench-instructions
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
 
 $(VENV)/.runtime: app_a/requirements.txt app_b/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -108,5 +108,8 @@ loadtest-cluster: ## the load inside the cluster, distributed (WORKERS=2 REQUEST
 	@$(PYTHON) scripts/loadtest_cluster.py $(if $(WORKERS),--workers $(WORKERS)) \
 	  $(if $(REQUESTS),--requests $(REQUESTS)) $(if $(USERS),--users $(USERS)) $(if $(ARGS),-- $(ARGS))
 
-bench: $(VENV)/.dev ## benchmark, about 3.5 min: this design vs a bare Flask pair and the naive original (ARGS="--requests N --rounds N")
+bench: $(VENV)/.dev ## benchmark, about 6 min: this design vs a bare Flask pair and the naive original (ARGS="--requests N --rounds N")
 	PYTHONPATH=scripts $(VENV)/bin/python bench/run.py $(ARGS)
+
+bench-instructions: $(VENV)/.dev ## instructions per request of each service vs the bare pair (callgrind; apt install valgrind)
+	PYTHONPATH=scripts $(VENV)/bin/python bench/instructions.py

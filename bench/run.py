@@ -4,16 +4,18 @@
     make bench ARGS=--worker-models     gunicorn worker models per service, with and without nginx
 
 The limit is a bare Flask pair doing only the job (bench/bare/: no logs, metrics or request ids);
-the origin a naive re-implementation of the original design (bench/naive/). Each round starts
-every row's stack anew on loopback, warms it up and drives it with ab (-c 4, as the acceptance
-run), rows in a new random order each round: on a shared VM two identical stacks started once
-differ by up to 10 % for as long as they run (measured), and a row's place in the round shifts it
-too, so one start per row in a fixed order would measure luck; fresh stacks, shuffled rows and
-the median round average that out. Then this design once with the Locust load
-test and once with a single client. Prints requests/s, p50, p99 and failures per row (the median
-round), then this design's ratio to the limit (median of the per-round ratios, each from two
-stacks measured a few seconds apart; the target is 0.9) and to the origin. Environment
-variables (GUNICORN_WORKERS, ...) pass through to this design. Not a test: numbers, no verdict.
+the origin a naive re-implementation of the original design (bench/naive/). Each round starts the
+bare pair anew, then every row's stack anew on loopback, rows in a new random order; each POST
+/jobs row is driven with ab (-c 4, as the acceptance run) in bursts that alternate with bursts
+against the round's bare pair (ABBA...), so a row and the limit are measured in the same seconds.
+Why: this VM's speed drifts by tens of percent within a minute, and two identical stacks started
+once differ by up to 10 % for as long as they run (measured); bursts side by side cancel the
+drift, fresh stacks and the median round average the start-up luck. Then this design once with
+the Locust load test and once with a single client. Prints requests/s, p50, p99 (of every request
+of the row's bursts), failures and server CPU per request per row (the median round), then each
+row's ratio to the limit (median of the per-round paired ratios; the target is 0.9) and to the
+origin. Environment variables (GUNICORN_WORKERS, ...) pass through to this design. Not a test:
+numbers, no verdict.
 """
 import argparse
 import contextlib
@@ -40,17 +42,21 @@ BARE = os.path.join(REPO, "bench", "bare")
 
 
 def ab(url, requests, post=False, concurrency=4):
-    command = ["ab", "-q", "-n", str(requests), "-c", str(concurrency)]
-    if post:
-        command += ["-m", "POST", "-H", "Authorization: mytoken"]
-    out = subprocess.run(command + [url], capture_output=True, text=True, timeout=600, check=True).stdout
+    """One ab run: its requests, seconds, failures and every request's total time (ms)."""
+    with tempfile.NamedTemporaryFile(mode="r", suffix=".tsv") as per_request:
+        command = ["ab", "-q", "-n", str(requests), "-c", str(concurrency), "-g", per_request.name]
+        if post:
+            command += ["-m", "POST", "-H", "Authorization: mytoken"]
+        out = subprocess.run(command + [url], capture_output=True, text=True, timeout=600, check=True).stdout
+        # Columns: starttime, seconds, ctime, dtime, ttime, wait; a header line first.
+        times_ms = [int(line.split("\t")[4]) for line in per_request.read().splitlines()[1:]]
 
     def number(pattern, default=None):
         match = re.search(pattern, out, re.M)
         return float(match.group(1)) if match else default
 
-    return {"rps": number(r"^Requests per second:\s+([\d.]+)"),
-            "p50": number(r"^\s+50%\s+(\d+)"), "p99": number(r"^\s+99%\s+(\d+)"),
+    return {"requests": requests, "seconds": number(r"^Time taken for tests:\s+([\d.]+)"),
+            "times_ms": times_ms,
             "failed": int(number(r"^Failed requests:\s+(\d+)") + number(r"^Non-2xx responses:\s+(\d+)", 0))}
 
 
@@ -65,13 +71,24 @@ def server_cpu_seconds(servers):
     return total
 
 
-def hit(front, path, requests, post=False, concurrency=4):
-    """ab against `front` (a stack's entry: its .servers are all its processes), plus the servers'
-    CPU time per request: unlike throughput, that hardly depends on what else this machine runs."""
+def burst(front, path, requests, post=False, concurrency=4):
+    """ab against `front` (a stack's entry: its .servers are all its processes), plus the CPU
+    time its servers used meanwhile."""
     before = server_cpu_seconds(front.servers)
-    row = ab(front.url + path, requests, post, concurrency)
-    row["cpu_us"] = (server_cpu_seconds(front.servers) - before) / requests * 1e6
-    return row
+    result = ab(front.url + path, requests, post, concurrency)
+    result["cpu_seconds"] = server_cpu_seconds(front.servers) - before
+    return result
+
+
+def summary(bursts):
+    """One row from bursts against one stack: requests/s over all of them, p50 and p99 of every
+    request, failures, and server CPU per request."""
+    requests = sum(b["requests"] for b in bursts)
+    times = sorted(t for b in bursts for t in b["times_ms"])
+    return {"rps": requests / sum(b["seconds"] for b in bursts),
+            "p50": times[len(times) // 2], "p99": times[min(len(times) - 1, len(times) * 99 // 100)],
+            "failed": sum(b["failed"] for b in bursts),
+            "cpu_us": sum(b["cpu_seconds"] for b in bursts) / requests * 1e6}
 
 
 class Reference(Service):
@@ -163,18 +180,29 @@ def naive(work):
                                              {"APP_B_URL": url}, os.path.join(work, "naive_a.log")))
 
 
-def bare(work):
-    """The limit: the same framework doing only the job (bench/bare/), gthread 2 x 4 like this
-    design's default; no logs, metrics or request ids."""
+GTHREAD = ["-k", "gthread", "-w", "2", "--threads", "4"]
+
+
+def bare_db(work):
+    """bare_b's SQLite file in `work`, holding the token "mytoken"; its path."""
     db = os.path.join(work, "bare_b.sqlite3")
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("CREATE TABLE users (username TEXT NOT NULL, token_sha256 BLOB NOT NULL UNIQUE)")
         conn.execute("INSERT INTO users VALUES ('admin', ?)", (hashlib.sha256(b"mytoken").digest(),))
-    gthread = ["-k", "gthread", "-w", "2", "--threads", "4"]
-    app_b = Reference(BARE, "bare_b", gthread, free_port(), {"BARE_DB_PATH": db},
-                      os.path.join(work, "bare_b.log"))
-    return pair(app_b, lambda url: Reference(BARE, "bare_a", gthread, free_port(), {"APP_B_URL": url},
-                                             os.path.join(work, "bare_a.log")))
+    return db
+
+
+def bare_app_b(work):
+    """The bare pair's app_b (not started), gthread 2 x 4 like this design's default."""
+    return Reference(BARE, "bare_b", GTHREAD, free_port(), {"BARE_DB_PATH": bare_db(work)},
+                     os.path.join(work, "bare_b.log"))
+
+
+def bare(work):
+    """The limit: the same framework doing only the job (bench/bare/), gthread 2 x 4 like this
+    design's default; no logs, metrics or request ids."""
+    return pair(bare_app_b(work), lambda url: Reference(BARE, "bare_a", GTHREAD, free_port(),
+                                                        {"APP_B_URL": url}, os.path.join(work, "bare_a.log")))
 
 
 def locust(url, requests, work):
@@ -190,22 +218,30 @@ def locust(url, requests, work):
 
 
 WARM_UP_REQUESTS = 200  # the first requests pay for imports, connections and caches
+BURSTS = 6  # per stack per row and round; each row's bursts alternate with the bare pair's
 
 
 def measure(plan, rounds, work):
     """Each row of `plan` (name: (start, run): `start(directory)` a context manager yielding a
-    stack, `run(stack)` one measurement) `rounds` times, each time on a stack started anew in a
-    directory of its own under `work`, every row once per round in a new order; every row's
-    samples, one per round."""
+    stack, `run(stack, limit)` one measurement returning (row, the limit's row measured beside
+    it, or None)) `rounds` times, each time on a stack started anew in a directory of its own
+    under `work`, every row once per round in a new order, beside a bare pair started anew each
+    round; per row, its samples and the limit's samples paired with them, one per round."""
     samples = {name: [] for name in plan}
+    limits = {name: [] for name in plan}
     for _ in range(rounds):
-        # A row's place in the round matters too (what ran just before it): shuffled each round.
-        for name in random.sample(list(plan), len(plan)):
-            start, run = plan[name]
-            with start(tempfile.mkdtemp(dir=work)) as stack:
-                ab(stack.url + "/jobs", WARM_UP_REQUESTS, post=True)
-                samples[name].append(run(stack))
-    return samples
+        with bare(tempfile.mkdtemp(dir=work)) as limit:
+            ab(limit.url + "/jobs", WARM_UP_REQUESTS, post=True)
+            # A row's place in the round matters too (what ran just before it): shuffled each round.
+            for name in random.sample(list(plan), len(plan)):
+                start, run = plan[name]
+                with start(tempfile.mkdtemp(dir=work)) as stack:
+                    ab(stack.url + "/jobs", WARM_UP_REQUESTS, post=True)
+                    row, beside = run(stack, limit)
+                samples[name].append(row)
+                if beside:
+                    limits[name].append(beside)
+    return samples, limits
 
 
 def median_row(samples):
@@ -213,9 +249,10 @@ def median_row(samples):
     return sorted(samples, key=lambda row: row["rps"])[len(samples) // 2]
 
 
-def median_ratio(samples, row, limit):
-    """Median over the rounds of `row`'s throughput over `limit`'s, with the per-round ratios."""
-    per_round = [ours["rps"] / other["rps"] for ours, other in zip(samples[row], samples[limit], strict=True)]
+def median_ratio(ours, other, key="rps"):
+    """Median over the rounds of `ours`' `key` over `other`'s (lists of rows, one per round),
+    with the per-round ratios."""
+    per_round = [a[key] / b[key] for a, b in zip(ours, other, strict=True)]
     return statistics.median(per_round), per_round
 
 
@@ -229,7 +266,21 @@ def print_rows(rows):
 
 
 def jobs(n, concurrency=4):
-    return lambda stack: hit(stack, "/jobs", n, post=True, concurrency=concurrency)
+    """POST /jobs, `n` requests in BURSTS bursts, each beside one as large against the round's
+    bare pair, in the order ABBA ABBA...: what the machine's speed does meanwhile, both see."""
+    def run(stack, limit):
+        ours, theirs = [], []
+        for k in range(BURSTS):
+            order = ((stack, ours), (limit, theirs)) if k % 2 == 0 else ((limit, theirs), (stack, ours))
+            for target, bursts in order:
+                bursts.append(burst(target, "/jobs", n // BURSTS, post=True, concurrency=concurrency))
+        return summary(ours), summary(theirs)
+    return run
+
+
+def alone(path, n):
+    """`n` GET requests to `path`, not beside the bare pair (it has no such route)."""
+    return lambda stack, limit: (summary([burst(stack, path, n)]), None)
 
 
 def default_rows(stacks, work, n, rounds):
@@ -238,24 +289,24 @@ def default_rows(stacks, work, n, rounds):
         OURS: (lambda d: this_design(d, "defaults"), jobs(n)),
         METRICS_OFF: (lambda d: this_design(d, "metrics-off", {"METRICS_ENABLED": "false"}), jobs(n)),
         "this design behind nginx: POST /jobs": (lambda d: this_design(d, "edge", edge=True), jobs(n)),
-        BARE_ROW: (bare, jobs(n)),
         NAIVE_ROW: (naive, jobs(n)),
-        "this design: GET /hello": (lambda d: this_design(d, "defaults"),
-                                    lambda stack: hit(stack, "/hello", n)),
-        "naive: GET /hello": (naive, lambda stack: hit(stack, "/hello", n)),
+        "this design: GET /hello": (lambda d: this_design(d, "defaults"), alone("/hello", n)),
+        "naive: GET /hello": (naive, alone("/hello", n)),
     }
     server = stacks.enter_context(postgresql())
     if server:
         plan[POSTGRESQL_ROW] = (lambda d: this_design(d, "postgresql", database_url=server.new_database()),
                                 jobs(n))
-    samples = measure(plan, rounds, work)
+    samples, limits = measure(plan, rounds, work)
     # Once each: Locust's view of the same load, and one client (the latency of a request that
     # never waits for the CPU behind another).
     once = {"this design, Locust: POST /jobs": (lambda d: this_design(d, "locust"),
-                                                lambda stack: locust(stack.url, n, work)),
+                                                lambda stack, limit: (locust(stack.url, n, work), None)),
             "this design, ab -c 1: POST /jobs": (lambda d: this_design(d, "one-client"), jobs(n, 1))}
-    samples.update(measure(once, 1, work))
-    return samples
+    once_samples, once_limits = measure(once, 1, work)
+    samples.update(once_samples)
+    limits.update(once_limits)
+    return samples, limits
 
 
 # GUNICORN_WORKER_CLASS/_WORKERS/_THREADS per service: what --worker-models compares.
@@ -276,7 +327,6 @@ def worker_model_rows(stacks, work, n, rounds):
             lambda d, edge=edge, env_a=env_a, env_b=env_b: this_design(d, "models", edge=edge,
                                                                         env_a=env_a, env_b=env_b),
             jobs(n))
-    plan[BARE_ROW] = (bare, jobs(n))
     return measure(plan, rounds, work)
 
 
@@ -297,27 +347,33 @@ def main():
     args = parser.parse_args()
     n, load_before = args.requests, os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-") as work, contextlib.ExitStack() as stacks:
-        samples = (worker_model_rows if args.worker_models else default_rows)(stacks, work, n, args.rounds)
-    print(f"ab -n {n} -c 4 after {WARM_UP_REQUESTS} warm-up requests, median of {args.rounds} rounds, "
-          f"each on stacks started anew (Locust: {n} requests, 4 users, once); {os.cpu_count()} cores; "
-          f"1-minute load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end\n")
+        samples, limits = (worker_model_rows if args.worker_models else default_rows)(stacks, work, n,
+                                                                                   args.rounds)
+    print(f"ab -n {n} -c 4 per row after {WARM_UP_REQUESTS} warm-up requests, in {BURSTS} bursts "
+          f"alternated with as many against a bare pair started anew each round; median of "
+          f"{args.rounds} rounds, each on stacks started anew (Locust: {n} requests, 4 users, once); "
+          f"{os.cpu_count()} cores; 1-minute load average {load_before:.1f} at the start, "
+          f"{os.getloadavg()[0]:.1f} at the end\n")
     rows = {name: median_row(runs) for name, runs in samples.items()}
+    # The limit's row: as measured beside this design (defaults), or the first row measured so.
+    beside = OURS if OURS in limits else next(name for name in limits if limits[name])
+    rows[f"{BARE_ROW} (beside {beside.removesuffix(': POST /jobs')})"] = median_row(limits[beside])
     print_rows(rows)
-    print("\nPOST /jobs throughput, median of the per-round ratios (each round's ratios in brackets)")
-    for name in samples:
-        if "POST /jobs" in name and name != BARE_ROW and len(samples[name]) == len(samples[BARE_ROW]):
-            ratio, per_round = median_ratio(samples, name, BARE_ROW)
-            print(f"{name.removesuffix(': POST /jobs')}: {ratio:.2f} of the bare pair "
-                  f"[{' '.join(f'{r:.2f}' for r in per_round)}]")
-    if NAIVE_ROW in samples:
-        vs_naive, _ = median_ratio(samples, OURS, NAIVE_ROW)
+    ratios = {name: median_ratio(samples[name], limits[name])[1] for name in samples if limits[name]}
+    print("\nPOST /jobs as a fraction of the bare pair measured beside it, median of the per-round "
+          "ratios (each round's in brackets); then the bare pair's server CPU per request over the row's")
+    for name, per_round in ratios.items():
+        cpu, _ = median_ratio(limits[name], samples[name], "cpu_us")
+        print(f"{name.removesuffix(': POST /jobs')}: {statistics.median(per_round):.2f} of the bare pair "
+              f"[{' '.join(f'{r:.2f}' for r in per_round)}]; CPU {cpu:.2f}")
+    if NAIVE_ROW in ratios:
+        vs_naive = statistics.median(a / b for a, b in zip(ratios[OURS], ratios[NAIVE_ROW], strict=True))
         print(f"\nthis design vs the original design (naive): {vs_naive:.2f}x")
-        off, _ = median_ratio(samples, METRICS_OFF, OURS)
+        off = statistics.median(a / b for a, b in zip(ratios[METRICS_OFF], ratios[OURS], strict=True))
         cpu = statistics.median(on["cpu_us"] - no["cpu_us"]
                                 for on, no in zip(samples[OURS], samples[METRICS_OFF], strict=True))
         print(f"metrics cost: with them off POST /jobs does {off:.2f}x the requests/s; "
               f"{cpu:.0f} us of server CPU per request (median of the rounds)")
-
 
 if __name__ == "__main__":
     try:
