@@ -108,7 +108,7 @@ loadtest-cluster: ## the load inside the cluster, distributed (WORKERS=2 REQUEST
 	@$(PYTHON) scripts/loadtest_cluster.py $(if $(WORKERS),--workers $(WORKERS)) \
 	  $(if $(REQUESTS),--requests $(REQUESTS)) $(if $(USERS),--users $(USERS)) $(if $(ARGS),-- $(ARGS))
 
-bench: $(VENV)/.dev ## benchmark, about 6 min: this design vs a bare Flask pair and the naive original (ARGS="--requests N --rounds N")
+bench: $(VENV)/.dev ## benchmark, about 5 min: this design vs a bare Flask pair and the naive original (ARGS="--requests N --rounds N")
 	PYTHONPATH=scripts $(VENV)/bin/python bench/run.py $(ARGS)
 
 bench-instructions: $(VENV)/.dev ## instructions per request of each service vs the bare pair (callgrind; apt install valgrind)

@@ -1,6 +1,6 @@
 """Benchmark: this design against its limit and its origin, in the same run.
 
-    make bench      (= PYTHONPATH=scripts .venv/bin/python bench/run.py [--requests 3000] [--rounds 5])
+    make bench      (= PYTHONPATH=scripts .venv/bin/python bench/run.py [--requests 2000] [--rounds 8])
     make bench ARGS=--worker-models     gunicorn worker models per service, with and without nginx
 
 The limit is a bare Flask pair doing only the job (bench/bare/: no logs, metrics or request ids);
@@ -339,8 +339,8 @@ POSTGRESQL_ROW = "this design, app_b on PostgreSQL: POST /jobs"
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=5,
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=8,
                         help="rounds per row, each on a freshly started stack; the median round is shown")
     parser.add_argument("--worker-models", action="store_true",
                         help="instead: this design under each gunicorn worker model per service")
