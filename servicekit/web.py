@@ -1,5 +1,5 @@
-"""Request plumbing: request ids, one JSON log line per request, the HTTP metrics, short JSON
-errors.
+"""Request plumbing: request ids, one JSON log line per request, the HTTP metrics, the body limit,
+short JSON errors.
 
 The per-request part is a WSGI middleware around the Flask app rather than Flask hooks: it works
 on the WSGI environ and the header list directly, where hooks pay for Flask's dispatch and
