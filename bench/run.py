@@ -364,8 +364,8 @@ def main():
           "ratios (each round's in brackets); then the bare pair's server CPU per request over the row's")
     for name, per_round in ratios.items():
         cpu, _ = median_ratio(limits[name], samples[name], "cpu_us")
-        print(f"{name.removesuffix(': POST /jobs')}: {statistics.median(per_round):.2f} of the bare pair "
-              f"[{' '.join(f'{r:.2f}' for r in per_round)}]; CPU {cpu:.2f}")
+        print(f"{name.removesuffix(': POST /jobs')}: {statistics.median(per_round):.3f} of the bare pair "
+              f"[{' '.join(f'{r:.3f}' for r in per_round)}]; CPU {cpu:.3f}")
     if NAIVE_ROW in ratios:
         vs_naive = statistics.median(a / b for a, b in zip(ratios[OURS], ratios[NAIVE_ROW], strict=True))
         print(f"\nthis design vs the original design (naive): {vs_naive:.2f}x")
