@@ -44,12 +44,15 @@ def client(app):
 
 class ScriptedAppB(http.server.BaseHTTPRequestHandler):
     """A stand-in app_b on loopback whose answer each test sets: (status, body); status None
-    hangs without answering, "hold" answers 200 with the body once the server's `held` is set."""
+    hangs without answering, "hold" answers 200 with the body once the server's `held` is set.
+    With `hang_up_after_answer` it closes each connection after answering without saying so,
+    as a server does with a keep-alive connection it ends while idle."""
 
     protocol_version = "HTTP/1.1"
     answer = (200, json.dumps({"username": "admin"}).encode())
     seen = []
     client_ports = []
+    hang_up_after_answer = False
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -70,6 +73,8 @@ class ScriptedAppB(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+        if type(self).hang_up_after_answer:
+            self.close_connection = True
 
     def log_message(self, *args):
         pass
