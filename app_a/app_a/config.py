@@ -1,8 +1,11 @@
 """Settings for app_a, read once from the environment (or a test mapping) and validated."""
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from servicekit.settings import CommonSettings, ConfigError, common, gunicorn_threads, positive_number
+
+VISIBLE_ASCII = re.compile(r"[!-~]+")
 
 
 @dataclass(frozen=True)
@@ -13,10 +16,19 @@ class Settings(CommonSettings):
     app_b_max_calls: int
 
 
+def _has_usable_port(parts):
+    try:
+        return parts.port != 0  # None: the scheme's default
+    except ValueError:  # not a number, or over 65535
+        return False
+
+
 def _app_b_url(environ):
     url = environ.get("APP_B_URL", "http://127.0.0.1:5001")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+    # Visible ASCII only: http.client sends the path as it is, and refuses anything else per call.
+    if (not VISIBLE_ASCII.fullmatch(url) or parts.scheme not in ("http", "https")
+            or not parts.hostname or not _has_usable_port(parts) or parts.query or parts.fragment):
         raise ConfigError(f"APP_B_URL must be an http(s) base URL such as http://app-b:5001, got {url!r}")
     return url.rstrip("/")
 
