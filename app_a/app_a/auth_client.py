@@ -92,22 +92,26 @@ class AuthClient:
             raise
 
     def _post(self, connection, token, request_id):
-        # A kept connection that app_b closed (restart, idle timeout) fails on first use, and a
-        # new connection may reach a pod that is going away: one retry on a new connection, but
-        # never after a timeout (that would double it).
+        # A kept connection that app_b closed (restart, idle timeout) fails on first use: that
+        # is no attempt, the call is made on a new connection (what urllib3 does after polling
+        # the socket). A new connection that fails may have reached a pod going away: one retry.
+        # Never after a timeout, which would double it.
         body = orjson.dumps({"token": token})
         headers = {"Content-Type": "application/json", "X-Request-ID": request_id}
-        for attempt in (1, 2):
+        new_connection_failures = 0
+        while True:
+            kept = connection.sock is not None
             try:
                 return self._exchange(connection, "POST", self.path, body, headers)
-            except ConnectFailed as exc:
-                if attempt == 2 or isinstance(exc.__cause__, TimeoutError):
-                    raise
             except TimeoutError:
                 raise
-            except (OSError, HTTPException):
-                if attempt == 2:
+            except ConnectFailed as exc:
+                if isinstance(exc.__cause__, TimeoutError) or new_connection_failures:
                     raise
+            except (OSError, HTTPException):
+                if not kept and new_connection_failures:
+                    raise
+            new_connection_failures += not kept
 
     def reach(self):
         """Whether app_b has answered this worker (a call, or its /healthz, which this asks until

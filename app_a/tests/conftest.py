@@ -43,8 +43,9 @@ def client(app):
 
 
 class ScriptedAppB(http.server.BaseHTTPRequestHandler):
-    """A stand-in app_b on loopback whose answer each test sets: (status, body); status None
-    hangs without answering, "hold" answers 200 with the body once the server's `held` is set.
+    """A stand-in app_b on loopback whose answer each test sets: (status, body), or several in
+    `next_answers`, given first, one per request; status None hangs without answering, "hold"
+    answers 200 with the body once the server's `held` is set, "raw" sends the body as it is.
     With `hang_up_after_answer` it closes each connection after answering without saying so,
     as a server does with a keep-alive connection it ends while idle."""
 
@@ -52,13 +53,15 @@ class ScriptedAppB(http.server.BaseHTTPRequestHandler):
     answer = (200, json.dumps({"username": "admin"}).encode())
     seen = []
     client_ports = []
+    next_answers = []
     hang_up_after_answer = False
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         type(self).seen.append((self.headers.get("X-Request-ID"), json.loads(body)))
         type(self).client_ports.append(self.client_address[1])
-        status, payload = type(self).answer
+        queued = type(self).next_answers
+        status, payload = queued.pop(0) if queued else type(self).answer
         if status is None:  # hang: never answer, until the server shuts down
             self.server.release.wait(10)
             return
@@ -82,7 +85,7 @@ class ScriptedAppB(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def app_b_stub():
-    handler = type("Handler", (ScriptedAppB,), {"seen": [], "client_ports": []})
+    handler = type("Handler", (ScriptedAppB,), {"seen": [], "client_ports": [], "next_answers": []})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.release, server.held = threading.Event(), threading.Event()
     server.daemon_threads = True

@@ -152,6 +152,26 @@ def test_a_kept_connection_app_b_has_closed_is_replaced_without_an_error(app_b_s
     assert len(set(app_b_stub.handler.client_ports)) == 3
 
 
+def test_a_new_connection_that_fails_is_retried_once(app_b_stub):
+    """A new connection may reach a pod that is going away; twice is app_b's answer."""
+    app_b_stub.handler.next_answers = [("raw", b"")]  # hangs up without answering, once
+    assert client_for(app_b_stub.url).check("mytoken", "rid").outcome is Outcome.OK
+    app_b_stub.handler.next_answers = [("raw", b""), ("raw", b"")]
+    assert client_for(app_b_stub.url).check("mytoken", "rid").outcome is Outcome.BAD_GATEWAY
+    assert len(app_b_stub.handler.seen) == 4
+
+
+def test_a_closed_kept_connection_does_not_use_up_the_retry(app_b_stub):
+    """app_b restarting: the kept connection is closed, and the first new one may still reach
+    the old process as it goes away."""
+    app_b_stub.handler.hang_up_after_answer = True
+    client = client_for(app_b_stub.url)
+    assert client.check("mytoken", "rid").outcome is Outcome.OK
+    app_b_stub.handler.next_answers = [("raw", b"")]
+    assert client.check("mytoken", "rid").outcome is Outcome.OK
+    assert len(app_b_stub.handler.seen) == 3
+
+
 @pytest.fixture
 def tls_app_b(app_b_stub, tmp_path):
     """app_b_stub behind TLS with a new self-signed certificate for 127.0.0.1; returns its
