@@ -166,6 +166,10 @@ class AuthClient:
             return AuthResult(Outcome.UNAVAILABLE, detail="connect timeout" if timed_out else str(exc))
         except TimeoutError:
             return AuthResult(Outcome.TIMEOUT, detail=f"no answer within {self.read_timeout} s")
+        except ConnectionError as exc:
+            # Taken in, then dropped without a byte of answer, twice: an app_b going away (its
+            # workers still hold the listening socket while they exit), as good as refused.
+            return AuthResult(Outcome.UNAVAILABLE, detail=type(exc).__name__)
         except (OSError, HTTPException) as exc:  # not HTTP, or hung up mid-answer
             return AuthResult(Outcome.BAD_GATEWAY, detail=f"{type(exc).__name__}: {exc}"[:200])
         self.reached, self.last_answer = True, time.monotonic()

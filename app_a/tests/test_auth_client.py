@@ -32,7 +32,7 @@ def test_valid_token_returns_the_username_and_sends_the_request_id(app_b_stub):
     (200, b'{"username": 5}', Outcome.BAD_GATEWAY),
     (200, b'["admin"]', Outcome.BAD_GATEWAY),
     ("raw", b"garbage, not HTTP\r\n\r\n", Outcome.BAD_GATEWAY),
-    ("raw", b"", Outcome.BAD_GATEWAY),  # hangs up without answering
+    ("raw", b"", Outcome.UNAVAILABLE),  # hangs up without answering: going away
 ])
 def test_answers_other_than_a_username_are_classified(app_b_stub, status, body, outcome):
     app_b_stub.handler.answer = (status, body)
@@ -154,9 +154,9 @@ def test_a_kept_connection_app_b_has_closed_is_replaced_without_an_error(app_b_s
 
 def test_a_new_connection_that_fails_is_retried_once(app_b_stub):
     """A new connection may reach a pod that is going away; twice is app_b's answer."""
-    app_b_stub.handler.next_answers = [("raw", b"")]  # hangs up without answering, once
+    app_b_stub.handler.next_answers = [("raw", b"not HTTP\r\n\r\n")]  # once
     assert client_for(app_b_stub.url).check("mytoken", "rid").outcome is Outcome.OK
-    app_b_stub.handler.next_answers = [("raw", b""), ("raw", b"")]
+    app_b_stub.handler.next_answers = [("raw", b"not HTTP\r\n\r\n")] * 2
     assert client_for(app_b_stub.url).check("mytoken", "rid").outcome is Outcome.BAD_GATEWAY
     assert len(app_b_stub.handler.seen) == 4
 
