@@ -167,8 +167,8 @@ class AuthClient:
         except TimeoutError:
             return AuthResult(Outcome.TIMEOUT, detail=f"no answer within {self.read_timeout} s")
         except ConnectionError as exc:
-            # Taken in, then dropped without a byte of answer, twice: an app_b going away (its
-            # workers still hold the listening socket while they exit), as good as refused.
+            # Taken in, then closed or reset without an answer, on a new connection too: an app_b
+            # going away (its exiting workers still hold the listening socket), as good as refused.
             return AuthResult(Outcome.UNAVAILABLE, detail=type(exc).__name__)
         except (OSError, HTTPException) as exc:  # not HTTP, or hung up mid-answer
             return AuthResult(Outcome.BAD_GATEWAY, detail=f"{type(exc).__name__}: {exc}"[:200])
