@@ -34,5 +34,3 @@ def test_a_request_body_is_still_decoded_by_the_standard_library(app):
     # orjson refuses a lone surrogate; the standard library reads it (app_b then finds no token).
     with app.test_request_context(data='{"token": "\\ud800"}', content_type="application/json"):
         assert request.get_json() == {"token": "\ud800"}
-
-
